@@ -1,0 +1,49 @@
+//! The native components plughost ships, registered as factories.
+//!
+//! | type                      | kind           | notes                                    |
+//! |---------------------------|----------------|------------------------------------------|
+//! | `state.in-memory`         | state          | lost on restart                          |
+//! | `state.sqlite`            | state          | `<data dir>/<name>.db`, the default store|
+//! | `pubsub.in-memory`        | pub/sub        | consumer groups, at-least-once           |
+//! | `bindings.localstorage`   | output binding | files under `rootPath`                   |
+//! | `bindings.cron`           | input binding  | `schedule: "@every 10s"`                 |
+//! | `secretstores.local.env`  | secret store   | environment variables                    |
+//! | `secretstores.local.file` | secret store   | a JSON file, nested keys flattened       |
+
+use std::sync::Arc;
+
+use crate::kinds::input_binding::CronBinding;
+use crate::kinds::output_binding::LocalStorageBinding;
+use crate::kinds::pubsub::MemoryPubSub;
+use crate::kinds::secret_store::{EnvSecretStore, FileSecretStore};
+use crate::kinds::state::{MemoryStateStore, SqliteStateStore};
+use crate::registry::{Factories, Factory, Instance, Mode};
+
+/// Adds every built-in type to `factories`.
+pub fn register(factories: &mut Factories) {
+    let builtin = |make: fn(&crate::registry::FactoryContext) -> Instance| {
+        Factory::new(Mode::Builtin, "builtin", move |ctx| {
+            let instance = make(&ctx);
+            async move { Ok(instance) }
+        })
+    };
+    factories.insert("state.in-memory", builtin(|_| Instance::State(Arc::new(MemoryStateStore::new()))));
+    factories.insert(
+        "state.sqlite",
+        builtin(|ctx| Instance::State(Arc::new(SqliteStateStore::new(ctx.data_dir.join(format!("{}.db", ctx.name)))))),
+    );
+    factories.insert("pubsub.in-memory", builtin(|_| Instance::PubSub(Arc::new(MemoryPubSub::new()))));
+    factories.insert(
+        "bindings.localstorage",
+        builtin(|ctx| Instance::Bindings {
+            input: None,
+            output: Some(Arc::new(LocalStorageBinding::new(ctx.data_dir.join(&ctx.name)))),
+        }),
+    );
+    factories.insert(
+        "bindings.cron",
+        builtin(|_| Instance::Bindings { input: Some(Arc::new(CronBinding::new())), output: None }),
+    );
+    factories.insert("secretstores.local.env", builtin(|_| Instance::SecretStore(Arc::new(EnvSecretStore::new()))));
+    factories.insert("secretstores.local.file", builtin(|_| Instance::SecretStore(Arc::new(FileSecretStore::new()))));
+}

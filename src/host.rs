@@ -1,0 +1,388 @@
+//! [`Host`]: configuration → factories → initialised components → registry.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{self, ComponentSpec, MetadataValue, Origin};
+use crate::error::{Error, Result};
+use crate::kinds::input_binding::InputBinding;
+use crate::kinds::output_binding::OutputBinding;
+use crate::kinds::pubsub::PubSub;
+use crate::kinds::secret_store::SecretStore;
+use crate::kinds::state::StateStore;
+use crate::kinds::{ComponentError, ComponentKind, Metadata};
+use crate::registry::{
+    ComponentInfo, Factories, Factory, FactoryContext, Instance, Mode, Registry, RegistryBuilder, RegistryError, Status,
+};
+
+/// How long `shutdown` waits for each component to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running set of components.
+///
+/// ```no_run
+/// # async fn demo() -> plughost::Result<()> {
+/// let host = plughost::Host::builder().components_dir("./components").build().await?;
+/// let store = host.state("statestore")?;
+/// # Ok(()) }
+/// ```
+pub struct Host {
+    registry: Registry,
+    data_dir: PathBuf,
+}
+
+impl Host {
+    /// Starts describing a host.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::new()
+    }
+
+    /// Every serving component, by kind and name.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The directory where persistent components keep their files.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Every configured component, serving or not.
+    pub fn components(&self) -> &[ComponentInfo] {
+        self.registry.components()
+    }
+
+    /// The state store named `name`.
+    pub fn state(&self, name: &str) -> Result<Arc<dyn StateStore>, RegistryError> {
+        self.registry.state(name)
+    }
+
+    /// The pub/sub component named `name`.
+    pub fn pubsub(&self, name: &str) -> Result<Arc<dyn PubSub>, RegistryError> {
+        self.registry.pubsub(name)
+    }
+
+    /// The input binding named `name`.
+    pub fn input_binding(&self, name: &str) -> Result<Arc<dyn InputBinding>, RegistryError> {
+        self.registry.input_binding(name)
+    }
+
+    /// The output binding named `name`.
+    pub fn output_binding(&self, name: &str) -> Result<Arc<dyn OutputBinding>, RegistryError> {
+        self.registry.output_binding(name)
+    }
+
+    /// The secret store named `name`.
+    pub fn secret_store(&self, name: &str) -> Result<Arc<dyn SecretStore>, RegistryError> {
+        self.registry.secret_store(name)
+    }
+
+    /// Closes every serving component, newest first, each bounded by a few
+    /// seconds; errors are logged, not returned, so one stuck component does
+    /// not keep the others open.
+    pub async fn shutdown(self) {
+        for info in self.registry.components().iter().rev().filter(|i| i.status == Status::Ready) {
+            let name = info.name.as_str();
+            let closed = tokio::time::timeout(CLOSE_TIMEOUT, close(&self.registry, info)).await;
+            match closed {
+                Ok(Ok(())) => tracing::debug!(component = name, "closed"),
+                Ok(Err(e)) => tracing::warn!(component = name, "close failed: {e}"),
+                Err(_) => tracing::warn!(component = name, "close did not finish within {CLOSE_TIMEOUT:?}"),
+            }
+        }
+    }
+}
+
+async fn close(registry: &Registry, info: &ComponentInfo) -> Result<(), ComponentError> {
+    for kind in &info.kinds {
+        let name = &info.name;
+        match kind {
+            ComponentKind::State => registry.state(name).map_err(ComponentError::internal)?.close().await?,
+            ComponentKind::PubSub => registry.pubsub(name).map_err(ComponentError::internal)?.close().await?,
+            ComponentKind::InputBinding => {
+                registry.input_binding(name).map_err(ComponentError::internal)?.close().await?
+            }
+            ComponentKind::OutputBinding => {
+                registry.output_binding(name).map_err(ComponentError::internal)?.close().await?
+            }
+            ComponentKind::SecretStore => {
+                registry.secret_store(name).map_err(ComponentError::internal)?.close().await?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Describes a [`Host`]: where components come from, where data goes.
+pub struct HostBuilder {
+    components_dir: Option<PathBuf>,
+    data_dir: PathBuf,
+    specs: Vec<ComponentSpec>,
+    instances: Vec<(String, Instance)>,
+    factories: Factories,
+    embedded_defaults: bool,
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `$XDG_DATA_HOME/plughost`, else `~/.local/share/plughost`, else `./.plughost`.
+pub fn default_data_dir() -> PathBuf {
+    let from_env = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    from_env("XDG_DATA_HOME")
+        .map(|d| d.join("plughost"))
+        .or_else(|| from_env("HOME").map(|h| h.join(".local/share/plughost")))
+        .unwrap_or_else(|| PathBuf::from(".plughost"))
+}
+
+impl HostBuilder {
+    /// A builder with every built-in type registered and no components.
+    pub fn new() -> Self {
+        let mut factories = Factories::default();
+        crate::builtins::register(&mut factories);
+        Self {
+            components_dir: None,
+            data_dir: default_data_dir(),
+            specs: Vec::new(),
+            instances: Vec::new(),
+            factories,
+            embedded_defaults: false,
+        }
+    }
+
+    /// Loads every Dapr Component YAML file in `dir`.
+    pub fn components_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.components_dir = Some(dir.into());
+        self
+    }
+
+    /// Where persistent components (`state.sqlite`, ...) keep their files.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = dir.into();
+        self
+    }
+
+    /// Adds a component defined in code, as if it came from a YAML file.
+    pub fn component(mut self, spec: ComponentSpec) -> Self {
+        self.specs.push(spec);
+        self
+    }
+
+    /// Adds the embedded defaults `plughost run` starts with: a `statestore`
+    /// on `state.sqlite` and a `pubsub` on `pubsub.in-memory`.
+    pub fn embedded_defaults(mut self) -> Self {
+        self.embedded_defaults = true;
+        self
+    }
+
+    /// Adds a ready-made instance under `name`; it is initialised with empty
+    /// metadata like any other component.
+    pub fn instance(mut self, name: impl Into<String>, instance: Instance) -> Self {
+        self.instances.push((name.into(), instance));
+        self
+    }
+
+    /// Adds a ready-made state store under `name`.
+    pub fn state(self, name: impl Into<String>, store: Arc<dyn StateStore>) -> Self {
+        self.instance(name, Instance::State(store))
+    }
+
+    /// Adds a ready-made pub/sub component under `name`.
+    pub fn pubsub(self, name: impl Into<String>, pubsub: Arc<dyn PubSub>) -> Self {
+        self.instance(name, Instance::PubSub(pubsub))
+    }
+
+    /// Registers (or replaces) the factory for component type `type_name`.
+    pub fn factory(mut self, type_name: &str, factory: Factory) -> Self {
+        self.factories.insert(type_name, factory);
+        self
+    }
+
+    /// Every component type this builder can make, sorted.
+    pub fn type_names(&self) -> Vec<String> {
+        self.factories.type_names().map(str::to_owned).collect()
+    }
+
+    /// Reads the configuration, makes and initialises every component, and
+    /// returns the running host. Fails on the first component that cannot
+    /// start unless it has `ignoreErrors: true`.
+    pub async fn build(self) -> Result<Host> {
+        let mut specs = Vec::new();
+        if self.embedded_defaults {
+            for (name, type_name) in [("statestore", "state.sqlite"), ("pubsub", "pubsub.in-memory")] {
+                specs.push(ComponentSpec { origin: Origin::Default, ..ComponentSpec::new(name, type_name) });
+            }
+        }
+        if let Some(dir) = &self.components_dir {
+            specs.extend(config::load_dir(dir)?);
+        }
+        specs.extend(self.specs);
+
+        let mut builder = Registry::builder();
+        // Names first, so a duplicate is reported before anything starts.
+        for spec in &specs {
+            builder.claim(&spec.name, &spec.origin)?;
+        }
+        for (name, _) in &self.instances {
+            builder.claim(name, &Origin::Code)?;
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .map_err(|source| Error::DataDir { path: self.data_dir.clone(), source })?;
+
+        // Secret stores first: other components' `secretKeyRef`s read them.
+        specs.sort_by_key(|spec| !spec.type_name.starts_with("secretstores."));
+        for spec in &specs {
+            start_spec(spec, &self.factories, &self.data_dir, &mut builder).await?;
+        }
+        for (name, instance) in self.instances {
+            let spec = ComponentSpec { origin: Origin::Code, ..ComponentSpec::new(&name, "embedded") };
+            start(&spec, Mode::Embedded, instance, Metadata::new(), &mut builder).await?;
+        }
+        Ok(Host { registry: builder.build(), data_dir: self.data_dir })
+    }
+}
+
+/// Makes, initialises and registers one configured component.
+async fn start_spec(
+    spec: &ComponentSpec,
+    factories: &Factories,
+    data_dir: &Path,
+    builder: &mut RegistryBuilder,
+) -> Result<()> {
+    let factory = factories.get(&spec.type_name).ok_or_else(|| Error::UnknownType {
+        name: spec.name.clone(),
+        origin: spec.origin.clone(),
+        type_name: spec.type_name.clone(),
+        known: factories.type_names().collect::<Vec<_>>().join(", "),
+    })?;
+    if !matches!(spec.version.as_str(), "" | "v0" | "v1") {
+        return Err(Error::UnknownVersion {
+            name: spec.name.clone(),
+            origin: spec.origin.clone(),
+            type_name: spec.type_name.clone(),
+            version: spec.version.clone(),
+        });
+    }
+    let fail = |reason: String| Error::Create { name: spec.name.clone(), origin: spec.origin.clone(), reason };
+    let metadata = resolve_metadata(spec, builder).await.map_err(fail)?;
+    let context = FactoryContext { name: spec.name.clone(), data_dir: data_dir.to_owned() };
+    let made = (factory.make)(context).await.map_err(|e| fail(format!("{e:#}")));
+    let result = match made {
+        Ok(instance) => start(spec, factory.mode, instance, metadata, builder).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(e) if spec.ignore_errors => {
+            tracing::warn!(component = %spec.name, "skipped (ignoreErrors): {e}");
+            builder.add_failed(info(spec, factory.mode, Vec::new(), Status::Failed(e.to_string()), Vec::new()));
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn info(
+    spec: &ComponentSpec,
+    mode: Mode,
+    kinds: Vec<ComponentKind>,
+    status: Status,
+    features: Vec<String>,
+) -> ComponentInfo {
+    ComponentInfo {
+        name: spec.name.clone(),
+        kinds,
+        type_name: spec.type_name.clone(),
+        version: spec.version.clone(),
+        mode,
+        status,
+        features,
+        origin: spec.origin.clone(),
+    }
+}
+
+/// Initialises `instance` within the spec's timeout and registers it.
+async fn start(
+    spec: &ComponentSpec,
+    mode: Mode,
+    instance: Instance,
+    metadata: Metadata,
+    builder: &mut RegistryBuilder,
+) -> Result<()> {
+    let (name, origin) = (spec.name.clone(), spec.origin.clone());
+    let features = match tokio::time::timeout(spec.init_timeout, init(&instance, metadata)).await {
+        Ok(Ok(features)) => features,
+        Ok(Err(source)) => return Err(Error::Init { name, origin, source }),
+        Err(_) => return Err(Error::InitTimeout { name, origin, after: spec.init_timeout }),
+    };
+    let kinds = instance.kinds();
+    tracing::info!(
+        component = %spec.name,
+        r#type = %spec.type_name,
+        mode = mode.as_str(),
+        kinds = ?kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        "component ready"
+    );
+    builder.add(info(spec, mode, kinds, Status::Ready, features), instance);
+    Ok(())
+}
+
+/// Calls `init` on every side of `instance`, then asks for its features (or
+/// operations, for output bindings).
+async fn init(instance: &Instance, metadata: Metadata) -> Result<Vec<String>, ComponentError> {
+    match instance {
+        Instance::State(store) => {
+            store.init(metadata).await?;
+            store.features().await
+        }
+        Instance::PubSub(pubsub) => {
+            pubsub.init(metadata).await?;
+            pubsub.features().await
+        }
+        Instance::Bindings { input, output } => {
+            if let Some(input) = input {
+                input.init(metadata.clone()).await?;
+            }
+            match output {
+                Some(output) => {
+                    output.init(metadata).await?;
+                    output.operations().await
+                }
+                None => Ok(Vec::new()),
+            }
+        }
+        Instance::SecretStore(store) => {
+            store.init(metadata).await?;
+            store.features().await
+        }
+    }
+}
+
+/// Turns `spec.metadata` into plain values, reading `secretKeyRef`s from the
+/// component's `auth.secretStore` (which must have started already).
+async fn resolve_metadata(spec: &ComponentSpec, builder: &RegistryBuilder) -> std::result::Result<Metadata, String> {
+    let mut metadata = Metadata::new();
+    for item in &spec.metadata {
+        let value = match &item.value {
+            MetadataValue::Plain(value) => value.clone(),
+            MetadataValue::SecretRef { secret, key } => {
+                let store_name = spec.secret_store.as_deref().ok_or_else(|| {
+                    format!("metadata `{}` uses secretKeyRef but the component has no auth.secretStore", item.name)
+                })?;
+                let store = builder.secret_store(store_name).map_err(|e| format!("metadata `{}`: {e}", item.name))?;
+                let values = store
+                    .get(secret, Metadata::new())
+                    .await
+                    .map_err(|e| format!("metadata `{}`: secret `{secret}` from `{store_name}`: {e}", item.name))?;
+                values.get(key).cloned().ok_or_else(|| {
+                    format!("metadata `{}`: secret `{secret}` in `{store_name}` has no key `{key}`", item.name)
+                })?
+            }
+        };
+        metadata.insert(item.name.clone(), value);
+    }
+    Ok(metadata)
+}

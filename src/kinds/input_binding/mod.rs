@@ -1,0 +1,42 @@
+//! The `input binding` kind: a source of events the app answers, shaped after
+//! Dapr's `dapr.proto.components.v1.InputBinding` (`Read` stream with acks).
+
+mod cron;
+
+use super::{Deliveries, Metadata, Result};
+
+pub use cron::CronBinding;
+
+/// One event from the source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputEvent {
+    /// Source-assigned id, echoed in the answer.
+    pub id: String,
+    /// Payload.
+    pub data: Vec<u8>,
+    /// Event metadata.
+    pub metadata: Metadata,
+    /// Content type of `data`, if known.
+    pub content_type: Option<String>,
+}
+
+/// An input binding, however it is hosted.
+#[async_trait::async_trait]
+pub trait InputBinding: Send + Sync + 'static {
+    /// Called once, before any other method, with `spec.metadata`.
+    async fn init(&self, metadata: Metadata) -> Result<()>;
+
+    /// Liveness probe.
+    async fn ping(&self) -> Result<()>;
+
+    /// Called once at host shutdown; releases what the component holds.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Starts reading. Each event must be answered: `ack_with(reply)` sends
+    /// the reply bytes back to the source, `nack(reason)` reports failure
+    /// (the source decides whether to send it again). Dropping the stream
+    /// stops reading.
+    async fn read(&self) -> Result<Deliveries<InputEvent>>;
+}

@@ -1,0 +1,65 @@
+//! The `output binding` kind: something the app invokes operations on, shaped
+//! after Dapr's `dapr.proto.components.v1.OutputBinding`.
+
+mod localstorage;
+
+use super::{Metadata, Result};
+
+pub use localstorage::LocalStorageBinding;
+
+/// One invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvokeRequest {
+    /// Operation name, one of [`OutputBinding::operations`].
+    pub operation: String,
+    /// Payload.
+    pub data: Vec<u8>,
+    /// Per-request metadata (e.g. `fileName` for local storage).
+    pub metadata: Metadata,
+}
+
+impl InvokeRequest {
+    /// `operation` with `data` and no metadata.
+    pub fn new(operation: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        Self { operation: operation.into(), data: data.into(), metadata: Metadata::new() }
+    }
+
+    /// Adds one metadata entry.
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.metadata.insert(key.to_owned(), value.to_owned());
+        self
+    }
+}
+
+/// The result of an invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvokeResponse {
+    /// Payload, possibly empty.
+    pub data: Vec<u8>,
+    /// Response metadata.
+    pub metadata: Metadata,
+    /// Content type of `data`, if known.
+    pub content_type: Option<String>,
+}
+
+/// An output binding, however it is hosted.
+#[async_trait::async_trait]
+pub trait OutputBinding: Send + Sync + 'static {
+    /// Called once, before any other method, with `spec.metadata`.
+    async fn init(&self, metadata: Metadata) -> Result<()>;
+
+    /// The operations `invoke` accepts (Dapr's `ListOperations`).
+    async fn operations(&self) -> Result<Vec<String>>;
+
+    /// Liveness probe.
+    async fn ping(&self) -> Result<()>;
+
+    /// Called once at host shutdown; releases what the component holds.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs one operation. An operation not in [`Self::operations`] is
+    /// `NotSupported`.
+    async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse>;
+}

@@ -1,0 +1,43 @@
+//! The `secret store` kind: read-only secrets, shaped after Dapr's
+//! `dapr.proto.components.v1.SecretStore`. A secret is a map of values
+//! (usually one entry, named like the secret).
+
+mod env;
+mod file;
+
+use std::collections::BTreeMap;
+
+use super::{Metadata, Result};
+
+pub use env::EnvSecretStore;
+pub use file::FileSecretStore;
+
+/// One secret: value name → value.
+pub type Secret = BTreeMap<String, String>;
+
+/// Feature string: a secret can hold several values.
+pub const MULTIPLE_KEY_VALUES_PER_SECRET: &str = "MULTIPLE_KEY_VALUES_PER_SECRET";
+
+/// A secret store, however it is hosted.
+#[async_trait::async_trait]
+pub trait SecretStore: Send + Sync + 'static {
+    /// Called once, before any other method, with `spec.metadata`.
+    async fn init(&self, metadata: Metadata) -> Result<()>;
+
+    /// Feature strings ([`MULTIPLE_KEY_VALUES_PER_SECRET`]).
+    async fn features(&self) -> Result<Vec<String>>;
+
+    /// Liveness probe.
+    async fn ping(&self) -> Result<()>;
+
+    /// Called once at host shutdown; releases what the component holds.
+    async fn close(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The secret named `key`; `NotFound` if there is none.
+    async fn get(&self, key: &str, metadata: Metadata) -> Result<Secret>;
+
+    /// Every secret the store holds, by name.
+    async fn bulk_get(&self, metadata: Metadata) -> Result<BTreeMap<String, Secret>>;
+}

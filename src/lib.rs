@@ -1,0 +1,39 @@
+//! Host *components* in-process as WebAssembly components or out-of-process as
+//! Dapr pluggable components (gRPC on Unix sockets), behind one trait per
+//! component kind, so an application never knows where a component runs.
+//!
+//! # Layout
+//!
+//! * [`kinds`]: one module per component kind (`state`, `pubsub`,
+//!   `input_binding`, `output_binding`, `secret_store`), each with its trait
+//!   and its native implementations; [`kinds::ComponentError`] is the one error
+//!   all of them return.
+//! * [`registry`]: factories by component type, instances by name, one typed
+//!   map per kind.
+//! * [`config`]: Dapr Component YAML.
+//! * [`builtins`]: the native component types and their names.
+//! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.
+//!
+//! # Embedding
+//!
+//! ```no_run
+//! use plughost::kinds::state::{GetRequest, SetRequest};
+//! # async fn demo() -> anyhow::Result<()> {
+//! let host = plughost::Host::builder().embedded_defaults().build().await?;
+//! let store = host.state("statestore")?;
+//! store.set(SetRequest::new("greeting", "hello")).await?;
+//! assert_eq!(store.get(GetRequest::new("greeting")).await?.unwrap().data, b"hello");
+//! host.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod builtins;
+pub mod config;
+mod error;
+mod host;
+pub mod kinds;
+pub mod registry;
+
+pub use error::{Error, Result};
+pub use host::{Host, HostBuilder, default_data_dir};
+pub use registry::Registry;

@@ -1,0 +1,11 @@
+//! Integration tests, one binary (one link of the wasmtime-heavy crate).
+//!
+//! * `conformance`: one suite per component kind, written once against the
+//!   trait and run against every implementation (one line each).
+//! * `host`: the embedding API, init timeouts, ignoreErrors, persistence.
+//! * `cli`: the `plughost` binary, including the data-driven `tests/cases/`.
+
+mod cli;
+mod conformance;
+mod host;
+mod support;

@@ -1,0 +1,86 @@
+//! Fixtures shared by the test modules.
+
+use std::sync::Arc;
+
+use plughost::Host;
+use plughost::config::ComponentSpec;
+use plughost::kinds::input_binding::InputBinding;
+use plughost::kinds::output_binding::OutputBinding;
+use plughost::kinds::pubsub::PubSub;
+use plughost::kinds::secret_store::SecretStore;
+use plughost::kinds::state::StateStore;
+use tempfile::TempDir;
+
+/// A component under test, with what keeps it alive (its host and its data
+/// directory), dropped together at the end of the test.
+pub struct Fixture<T: ?Sized> {
+    pub component: Arc<T>,
+    _host: Host,
+    _dir: TempDir,
+}
+
+impl<T: ?Sized> std::ops::Deref for Fixture<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.component
+    }
+}
+
+/// Starts a host with the single component `spec` (named `under-test`) in
+/// a fresh data directory. `setup` may write files into the directory first
+/// and adjust the spec.
+pub async fn host_with(
+    type_name: &str,
+    setup: impl FnOnce(&std::path::Path, ComponentSpec) -> ComponentSpec,
+) -> (Host, TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = setup(dir.path(), ComponentSpec::new("under-test", type_name));
+    let host = Host::builder()
+        .data_dir(dir.path().join("data"))
+        .component(spec)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("starting {type_name}: {e}"));
+    (host, dir)
+}
+
+pub async fn builtin_state(type_name: &str) -> Fixture<dyn StateStore> {
+    let (host, dir) = host_with(type_name, |_, spec| spec).await;
+    Fixture { component: host.state("under-test").unwrap(), _host: host, _dir: dir }
+}
+
+pub async fn builtin_pubsub(type_name: &str) -> Fixture<dyn PubSub> {
+    let (host, dir) = host_with(type_name, |_, spec| spec).await;
+    Fixture { component: host.pubsub("under-test").unwrap(), _host: host, _dir: dir }
+}
+
+pub async fn localstorage() -> Fixture<dyn OutputBinding> {
+    let (host, dir) =
+        host_with("bindings.localstorage", |dir, spec| spec.with("rootPath", dir.join("files").to_str().unwrap()))
+            .await;
+    Fixture { component: host.output_binding("under-test").unwrap(), _host: host, _dir: dir }
+}
+
+pub async fn cron() -> Fixture<dyn InputBinding> {
+    let (host, dir) = host_with("bindings.cron", |_, spec| spec.with("schedule", "@every 50ms")).await;
+    Fixture { component: host.input_binding("under-test").unwrap(), _host: host, _dir: dir }
+}
+
+/// `secretstores.local.env` over the variables `.cargo/config.toml` sets.
+pub async fn env_secrets() -> Fixture<dyn SecretStore> {
+    let (host, dir) = host_with("secretstores.local.env", |_, spec| spec.with("prefix", "PLUGHOST_TEST_")).await;
+    Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _dir: dir }
+}
+
+/// The JSON every file-based secret fixture starts from.
+pub const SECRETS_JSON: &str = r#"{"CONFORMANCE_SECRET": "s3cret", "db": {"password": "pw", "port": 5432}}"#;
+
+pub async fn file_secrets() -> Fixture<dyn SecretStore> {
+    let (host, dir) = host_with("secretstores.local.file", |dir, spec| {
+        let path = dir.join("secrets.json");
+        std::fs::write(&path, SECRETS_JSON).unwrap();
+        spec.with("secretsFile", path.to_str().unwrap())
+    })
+    .await;
+    Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _dir: dir }
+}
