@@ -12,6 +12,7 @@
 //!   map per kind.
 //! * [`config`]: Dapr Component YAML.
 //! * [`builtins`]: the native component types and their names.
+//! * [`grpc`]: Dapr's protocols (generated code in [`grpc::pb`]).
 //! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.
 //!
 //! # Embedding
@@ -30,6 +31,7 @@
 pub mod builtins;
 pub mod config;
 mod error;
+pub mod grpc;
 mod host;
 pub mod kinds;
 pub mod registry;

@@ -1,0 +1,3 @@
+//! gRPC: Dapr's wire protocols.
+
+pub mod pb;
