@@ -71,6 +71,9 @@ pub enum Error {
         /// The timeout.
         after: Duration,
     },
+    /// The WASM runtime could not start, or the WASM directory is unreadable.
+    #[error("WASM: {0}")]
+    Wasm(String),
     /// The data directory could not be created.
     #[error("data directory {path}: {source}")]
     DataDir {

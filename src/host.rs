@@ -30,6 +30,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Host {
     registry: Registry,
     data_dir: PathBuf,
+    skipped_wasm: Vec<(PathBuf, String)>,
 }
 
 impl Host {
@@ -51,6 +52,12 @@ impl Host {
     /// Every configured component, serving or not.
     pub fn components(&self) -> &[ComponentInfo] {
         self.registry.components()
+    }
+
+    /// The `.wasm` files of the WASM directory that could not be used, each
+    /// with the reason (they were skipped; the others loaded).
+    pub fn skipped_wasm(&self) -> &[(PathBuf, String)] {
+        &self.skipped_wasm
     }
 
     /// The state store named `name`.
@@ -117,6 +124,7 @@ async fn close(registry: &Registry, info: &ComponentInfo) -> Result<(), Componen
 /// Describes a [`Host`]: where components come from, where data goes.
 pub struct HostBuilder {
     components_dir: Option<PathBuf>,
+    wasm_dir: Option<PathBuf>,
     data_dir: PathBuf,
     specs: Vec<ComponentSpec>,
     instances: Vec<(String, Instance)>,
@@ -146,6 +154,7 @@ impl HostBuilder {
         crate::builtins::register(&mut factories);
         Self {
             components_dir: None,
+            wasm_dir: None,
             data_dir: default_data_dir(),
             specs: Vec::new(),
             instances: Vec::new(),
@@ -157,6 +166,15 @@ impl HostBuilder {
     /// Loads every Dapr Component YAML file in `dir`.
     pub fn components_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.components_dir = Some(dir.into());
+        self
+    }
+
+    /// Loads every `*.wasm` component in `dir` and registers a type
+    /// `<kind>.<file stem>` for each kind it exports. Compiled code is cached
+    /// under the data directory (`wasm-cache/`), so later starts do not
+    /// compile again.
+    pub fn wasm_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.wasm_dir = Some(dir.into());
         self
     }
 
@@ -210,7 +228,18 @@ impl HostBuilder {
     /// Reads the configuration, makes and initialises every component, and
     /// returns the running host. Fails on the first component that cannot
     /// start unless it has `ignoreErrors: true`.
-    pub async fn build(self) -> Result<Host> {
+    pub async fn build(mut self) -> Result<Host> {
+        let mut skipped_wasm = Vec::new();
+        if let Some(dir) = &self.wasm_dir {
+            let loader = crate::wasm::WasmLoader::new(Some(self.data_dir.join("wasm-cache")))
+                .map_err(|e| Error::Wasm(format!("{e:#}")))?;
+            for (path, loaded) in loader.load_dir(dir).await.map_err(|e| Error::Wasm(format!("{e:#}")))? {
+                match loaded {
+                    Ok(component) => crate::wasm::register(&mut self.factories, component),
+                    Err(e) => skipped_wasm.push((path, format!("{e:#}"))),
+                }
+            }
+        }
         let mut specs = Vec::new();
         if self.embedded_defaults {
             for (name, type_name) in [("statestore", "state.sqlite"), ("pubsub", "pubsub.in-memory")] {
@@ -242,7 +271,7 @@ impl HostBuilder {
             let spec = ComponentSpec { origin: Origin::Code, ..ComponentSpec::new(&name, "embedded") };
             start(&spec, Mode::Embedded, instance, Metadata::new(), &mut builder).await?;
         }
-        Ok(Host { registry: builder.build(), data_dir: self.data_dir })
+        Ok(Host { registry: builder.build(), data_dir: self.data_dir, skipped_wasm })
     }
 }
 

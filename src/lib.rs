@@ -13,6 +13,8 @@
 //! * [`config`]: Dapr Component YAML.
 //! * [`builtins`]: the native component types and their names.
 //! * [`grpc`]: Dapr's protocols (generated code in [`grpc::pb`]).
+//! * [`wasm`]: loading `.wasm` components (one `Engine`, a precompiled cache,
+//!   kinds read from exports) and running them isolated.
 //! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.
 //!
 //! # Embedding
@@ -35,6 +37,7 @@ pub mod grpc;
 mod host;
 pub mod kinds;
 pub mod registry;
+pub mod wasm;
 
 pub use error::{Error, Result};
 pub use host::{Host, HostBuilder, default_data_dir};

@@ -38,6 +38,10 @@ struct Sources {
     /// (pubsub.in-memory).
     #[arg(long, value_name = "DIR", env = "PLUGHOST_COMPONENTS")]
     components: Option<PathBuf>,
+    /// Directory of WebAssembly components (`*.wasm`); each registers the
+    /// types `<kind>.<file stem>` for the kinds it exports.
+    #[arg(long, value_name = "DIR", env = "PLUGHOST_WASM_DIR")]
+    wasm_dir: Option<PathBuf>,
     /// Where persistent components keep their files
     /// [default: $XDG_DATA_HOME/plughost or ~/.local/share/plughost].
     #[arg(long, value_name = "DIR", env = "PLUGHOST_DATA_DIR")]
@@ -53,6 +57,9 @@ impl Sources {
         };
         if let Some(dir) = &self.data_dir {
             builder = builder.data_dir(dir);
+        }
+        if let Some(dir) = &self.wasm_dir {
+            builder = builder.wasm_dir(dir);
         }
         builder
     }
@@ -99,6 +106,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Components { command: ComponentsCommand::List(sources) } => {
             let host = sources.builder().build().await?;
             print!("{}", table(host.components()));
+            for (path, reason) in host.skipped_wasm() {
+                println!("skipped {}: {reason}", path.display());
+            }
             host.shutdown().await;
             Ok(())
         }

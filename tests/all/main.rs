@@ -9,3 +9,4 @@ mod cli;
 mod conformance;
 mod host;
 mod support;
+mod wasm;

@@ -2,10 +2,12 @@
 //! after Dapr's `dapr.proto.components.v1.OutputBinding`.
 
 mod localstorage;
+mod wasm;
 
 use super::{Metadata, Result};
 
 pub use localstorage::LocalStorageBinding;
+pub use wasm::WasmOutputBinding;
 
 /// One invocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

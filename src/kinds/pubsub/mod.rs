@@ -6,10 +6,12 @@
 //! stream, is delivered again.
 
 mod memory;
+mod wasm;
 
 use super::{Deliveries, Metadata, Result};
 
 pub use memory::MemoryPubSub;
+pub use wasm::WasmPubSub;
 
 /// Subscribe metadata key naming a consumer group. Subscriptions with the same
 /// group share (compete for) the messages; each group gets every message.

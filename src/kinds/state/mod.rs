@@ -10,12 +10,14 @@
 mod memory;
 mod rules;
 mod sqlite;
+mod wasm;
 
 use super::{Metadata, Result};
 
 pub use memory::MemoryStateStore;
 pub use rules::{TTL_EXPIRE_TIME, TTL_IN_SECONDS, parse_ttl};
 pub use sqlite::SqliteStateStore;
+pub use wasm::WasmStateStore;
 
 /// Feature strings a state store may advertise (Dapr's names).
 pub mod features {

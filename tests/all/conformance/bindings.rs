@@ -108,3 +108,5 @@ macro_rules! input_binding_suite {
 
 output_binding_suite!(localstorage, crate::support::localstorage());
 input_binding_suite!(cron, crate::support::cron());
+output_binding_suite!(wasm_output, crate::support::wasm_output_binding());
+input_binding_suite!(wasm_input, crate::support::wasm_input_binding());

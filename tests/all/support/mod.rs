@@ -1,5 +1,7 @@
 //! Fixtures shared by the test modules.
 
+pub mod wasm;
+
 use std::sync::Arc;
 
 use plughost::Host;
@@ -33,15 +35,67 @@ pub async fn host_with(
     type_name: &str,
     setup: impl FnOnce(&std::path::Path, ComponentSpec) -> ComponentSpec,
 ) -> (Host, TempDir) {
+    host_with_wasm(type_name, None, setup).await
+}
+
+/// [`host_with`], also loading the WASM components in `wasm_dir`.
+pub async fn host_with_wasm(
+    type_name: &str,
+    wasm_dir: Option<&std::path::Path>,
+    setup: impl FnOnce(&std::path::Path, ComponentSpec) -> ComponentSpec,
+) -> (Host, TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = setup(dir.path(), ComponentSpec::new("under-test", type_name));
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .component(spec)
-        .build()
-        .await
-        .unwrap_or_else(|e| panic!("starting {type_name}: {e}"));
+    let mut builder = Host::builder().data_dir(dir.path().join("data")).component(spec);
+    if let Some(wasm_dir) = wasm_dir {
+        builder = builder.wasm_dir(wasm_dir);
+    }
+    let host = builder.build().await.unwrap_or_else(|e| panic!("starting {type_name}: {e}"));
     (host, dir)
+}
+
+/// A host running the guest at `wasm` as component `under-test` of type
+/// `<prefix>.guest`, with `metadata`.
+pub async fn wasm_host(prefix: &str, wasm: std::path::PathBuf, metadata: &[(&str, &str)]) -> (Host, TempDir) {
+    let wasm_dir = wasm::wasm_dir(&[("guest.wasm", wasm)]);
+    host_with_wasm(&format!("{prefix}.guest"), Some(wasm_dir.path()), |_, mut spec| {
+        for (k, v) in metadata {
+            spec = spec.with(*k, *v);
+        }
+        spec
+    })
+    .await
+}
+
+pub async fn wasm_state(crate_name: &str) -> Fixture<dyn StateStore> {
+    let (host, dir) = wasm_host("state", wasm::guest(crate_name), &[]).await;
+    Fixture { component: host.state("under-test").unwrap(), _host: host, _dir: dir }
+}
+
+pub async fn python_wasm_state() -> Fixture<dyn StateStore> {
+    let (host, dir) = wasm_host("state", wasm::python_state(), &[]).await;
+    Fixture { component: host.state("under-test").unwrap(), _host: host, _dir: dir }
+}
+
+pub async fn wasm_pubsub() -> Fixture<dyn PubSub> {
+    let (host, dir) = wasm_host("pubsub", wasm::guest("wasm-pubsub"), &[]).await;
+    Fixture { component: host.pubsub("under-test").unwrap(), _host: host, _dir: dir }
+}
+
+pub async fn wasm_output_binding() -> Fixture<dyn OutputBinding> {
+    let (host, dir) = wasm_host("bindings", wasm::guest("wasm-output-binding"), &[]).await;
+    Fixture { component: host.output_binding("under-test").unwrap(), _host: host, _dir: dir }
+}
+
+pub async fn wasm_input_binding() -> Fixture<dyn InputBinding> {
+    let (host, dir) = wasm_host("bindings", wasm::guest("wasm-input-binding"), &[("intervalMs", "50")]).await;
+    Fixture { component: host.input_binding("under-test").unwrap(), _host: host, _dir: dir }
+}
+
+pub async fn wasm_secrets() -> Fixture<dyn SecretStore> {
+    let secrets = [("secret.CONFORMANCE_SECRET", "s3cret"), ("secret.db:password", "pw")];
+    let (host, dir) = wasm_host("secretstores", wasm::guest("wasm-secret-store"), &secrets).await;
+    Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _dir: dir }
 }
 
 pub async fn builtin_state(type_name: &str) -> Fixture<dyn StateStore> {

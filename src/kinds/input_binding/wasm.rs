@@ -1,0 +1,143 @@
+//! [`WasmInputBinding`]: an input binding in a WASM component (world
+//! `input-binding-component`, `wit/bindings.wit`).
+//!
+//! Pulled like WASM pub/sub: a task per reader polls the guest for due
+//! events every `wasm.pollInterval`, hands each to the consumer and returns
+//! the consumer's reply (or error) to the guest with `answer`.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+use super::{InputBinding, InputEvent};
+use crate::kinds::{Deliveries, Delivery, Metadata, Result};
+use crate::wasm::bindings::WitError;
+use crate::wasm::bindings::input_binding::{InputBindingComponent, InputBindingComponentPre};
+use crate::wasm::instances::{Guest, Instances};
+use crate::wasm::{HostState, LoadedComponent, from_wit};
+
+/// Events requested per poll.
+const BATCH: u32 = 16;
+
+/// An [`InputBinding`] backed by a WASM component.
+pub struct WasmInputBinding {
+    instances: Arc<Instances<InputBindingComponent>>,
+}
+
+impl Guest for InputBindingComponent {
+    type Pre = InputBindingComponentPre<HostState>;
+
+    fn pre(pre: &InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+        InputBindingComponentPre::new(pre.clone())
+    }
+
+    fn instantiate<'a>(pre: &'a Self::Pre, store: &'a mut Store<HostState>) -> BoxFuture<'a, wasmtime::Result<Self>> {
+        Box::pin(pre.instantiate_async(store))
+    }
+
+    fn init<'a>(
+        &'a self,
+        store: &'a mut Store<HostState>,
+        metadata: &'a Vec<(String, String)>,
+    ) -> BoxFuture<'a, wasmtime::Result<std::result::Result<(), WitError>>> {
+        Box::pin(self.plughost_components_lifecycle().call_init(store, metadata))
+    }
+}
+
+impl WasmInputBinding {
+    /// An adapter for the component `name`, instantiated at `init`.
+    pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
+        Self { instances: Arc::new(Instances::new(loaded, name)) }
+    }
+
+    pub(crate) fn check(pre: &InstancePre<HostState>) -> wasmtime::Result<()> {
+        InputBindingComponent::pre(pre).map(|_| ())
+    }
+}
+
+async fn open(instances: &Instances<InputBindingComponent>) -> Result<u64> {
+    instances.call("open", |g, s| Box::pin(g.plughost_components_input_binding().call_open(s))).await
+}
+
+async fn pump(
+    instances: Arc<Instances<InputBindingComponent>>,
+    mut reader: u64,
+    tx: tokio::sync::mpsc::Sender<Delivery<InputEvent>>,
+) {
+    let poll = instances.settings().map_or(std::time::Duration::from_millis(20), |s| s.poll_interval);
+    'reading: loop {
+        let events = match instances
+            .call("poll", move |g, s| Box::pin(g.plughost_components_input_binding().call_poll(s, reader, BATCH)))
+            .await
+        {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(component = instances.name(), "poll failed ({e}); reopening the reader");
+                if let Ok(reopened) = open(&instances).await {
+                    reader = reopened;
+                }
+                Vec::new()
+            }
+        };
+        if events.is_empty() {
+            tokio::select! {
+                () = tokio::time::sleep(poll) => continue,
+                () = tx.closed() => break,
+            }
+        }
+        for event in events {
+            let id = event.id.clone();
+            let (delivery, answer) = Delivery::new(InputEvent {
+                id: event.id,
+                data: event.data,
+                metadata: from_wit(event.metadata),
+                content_type: event.content_type,
+            });
+            if tx.send(delivery).await.is_err() {
+                break 'reading;
+            }
+            let instances = instances.clone();
+            tokio::spawn(async move {
+                let reply =
+                    answer.await.unwrap_or_else(|_| Err("dropped by the consumer without an answer".to_owned()));
+                let answered = instances
+                    .call("answer", move |g, s| {
+                        Box::pin(async move {
+                            g.plughost_components_input_binding()
+                                .call_answer(s, reader, &id, reply.as_deref().map_err(String::as_str))
+                                .await
+                        })
+                    })
+                    .await;
+                if let Err(e) = answered {
+                    tracing::warn!(component = instances.name(), "answer failed: {e}");
+                }
+            });
+        }
+    }
+    let _ = instances
+        .call("close", move |g, s| {
+            Box::pin(async move { g.plughost_components_input_binding().call_close(s, reader).await.map(Ok) })
+        })
+        .await;
+}
+
+#[async_trait::async_trait]
+impl InputBinding for WasmInputBinding {
+    async fn init(&self, metadata: Metadata) -> Result<()> {
+        self.instances.init(metadata).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.instances.call("ping", |g, s| Box::pin(g.plughost_components_lifecycle().call_ping(s))).await
+    }
+
+    async fn read(&self) -> Result<Deliveries<InputEvent>> {
+        let reader = open(&self.instances).await?;
+        let (tx, deliveries) = Deliveries::channel(BATCH as usize);
+        tokio::spawn(pump(self.instances.clone(), reader, tx));
+        Ok(deliveries)
+    }
+}

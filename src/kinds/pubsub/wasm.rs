@@ -1,0 +1,249 @@
+//! [`WasmPubSub`]: a broker in a WASM component (world `pubsub-component`,
+//! `wit/pubsub.wit`).
+//!
+//! A guest cannot call the host unprompted, so delivery is pulled: one task
+//! per subscription asks the guest for the next message (`pull`), hands it to
+//! the subscriber, and answers the guest with `ack` once the subscriber acks,
+//! nacks or drops the delivery. The guest keeps pulled messages in flight
+//! until then and re-queues the nacked ones, so at-least-once delivery stays
+//! in the broker, exactly as with a gRPC broker's `PullMessages`. The pump
+//! wakes on every publish through this adapter, and polls every
+//! `wasm.pollInterval` otherwise.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::Notify;
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+use super::{BulkMessage, FailedEntry, Message, PubSub, PublishRequest};
+use crate::kinds::{ComponentError, Deliveries, Delivery, Metadata, Result};
+use crate::wasm::bindings::WitError;
+use crate::wasm::bindings::pubsub::exports::plughost::components::pubsub as wit;
+use crate::wasm::bindings::pubsub::{PubsubComponent, PubsubComponentPre};
+use crate::wasm::instances::{Guest, Instances};
+use crate::wasm::{HostState, LoadedComponent, from_wit, to_wit};
+
+/// How many unanswered messages one subscriber may hold.
+const IN_FLIGHT: usize = 64;
+
+/// A [`PubSub`] backed by a WASM component.
+pub struct WasmPubSub {
+    instances: Arc<Instances<PubsubComponent>>,
+    published: Arc<Notify>,
+}
+
+impl Guest for PubsubComponent {
+    type Pre = PubsubComponentPre<HostState>;
+
+    fn pre(pre: &InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+        PubsubComponentPre::new(pre.clone())
+    }
+
+    fn instantiate<'a>(pre: &'a Self::Pre, store: &'a mut Store<HostState>) -> BoxFuture<'a, wasmtime::Result<Self>> {
+        Box::pin(pre.instantiate_async(store))
+    }
+
+    fn init<'a>(
+        &'a self,
+        store: &'a mut Store<HostState>,
+        metadata: &'a Vec<(String, String)>,
+    ) -> BoxFuture<'a, wasmtime::Result<std::result::Result<(), WitError>>> {
+        Box::pin(self.plughost_components_lifecycle().call_init(store, metadata))
+    }
+}
+
+impl WasmPubSub {
+    /// An adapter for the component `name`, instantiated at `init`.
+    pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
+        Self { instances: Arc::new(Instances::new(loaded, name)), published: Arc::new(Notify::new()) }
+    }
+
+    pub(crate) fn check(pre: &InstancePre<HostState>) -> wasmtime::Result<()> {
+        PubsubComponent::pre(pre).map(|_| ())
+    }
+}
+
+async fn subscribe(instances: &Instances<PubsubComponent>, topic: &str, metadata: &Metadata) -> Result<u64> {
+    let (topic, metadata) = (topic.to_owned(), to_wit(metadata));
+    instances
+        .call("subscribe", move |g, s| {
+            Box::pin(async move { g.plughost_components_pubsub().call_subscribe(s, &topic, &metadata).await })
+        })
+        .await
+}
+
+async fn pull(instances: &Instances<PubsubComponent>, subscription: u64) -> Result<Option<wit::Message>> {
+    let mut batch = instances
+        .call("pull", move |g, s| {
+            Box::pin(async move { g.plughost_components_pubsub().call_pull(s, subscription, 1).await })
+        })
+        .await?;
+    Ok(batch.pop())
+}
+
+async fn ack(
+    instances: &Instances<PubsubComponent>,
+    subscription: u64,
+    id: String,
+    failure: Option<String>,
+) -> Result<()> {
+    instances
+        .call("ack", move |g, s| {
+            Box::pin(
+                async move { g.plughost_components_pubsub().call_ack(s, subscription, &id, failure.as_deref()).await },
+            )
+        })
+        .await
+}
+
+/// Feeds one subscriber until it drops its stream, then unsubscribes.
+async fn pump(
+    instances: Arc<Instances<PubsubComponent>>,
+    published: Arc<Notify>,
+    topic: String,
+    metadata: Metadata,
+    mut subscription: u64,
+    tx: tokio::sync::mpsc::Sender<Delivery<Message>>,
+) {
+    let poll = instances.settings().map_or(std::time::Duration::from_millis(20), |s| s.poll_interval);
+    loop {
+        let Ok(permit) = tx.reserve().await else { break };
+        let wake = published.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let message = match pull(&instances, subscription).await {
+            Ok(Some(message)) => message,
+            Ok(None) => {
+                drop(permit);
+                tokio::select! {
+                    () = &mut wake => {}
+                    () = tokio::time::sleep(poll) => {}
+                    () = tx.closed() => break,
+                }
+                continue;
+            }
+            Err(e) => {
+                // A replaced instance has lost its subscriptions: subscribe again.
+                tracing::warn!(component = instances.name(), %topic, "pull failed ({e}); re-subscribing");
+                drop(permit);
+                tokio::time::sleep(poll).await;
+                if let Ok(renewed) = subscribe(&instances, &topic, &metadata).await {
+                    subscription = renewed;
+                }
+                continue;
+            }
+        };
+        let id = message.id.clone();
+        let (delivery, answer) = Delivery::new(Message {
+            id: message.id,
+            topic: message.topic,
+            data: message.data,
+            content_type: message.content_type,
+            metadata: from_wit(message.metadata),
+        });
+        permit.send(delivery);
+        let (instances, published) = (instances.clone(), published.clone());
+        tokio::spawn(async move {
+            let failure = match answer.await {
+                Ok(Ok(_)) => None,
+                Ok(Err(reason)) => Some(reason),
+                Err(_) => Some("dropped by the subscriber without an answer".to_owned()),
+            };
+            let redeliver = failure.is_some();
+            if let Err(e) = ack(&instances, subscription, id, failure).await {
+                tracing::warn!(component = instances.name(), "ack failed: {e}");
+            }
+            if redeliver {
+                published.notify_waiters();
+            }
+        });
+    }
+    let _ = instances
+        .call("unsubscribe", move |g, s| {
+            Box::pin(async move { g.plughost_components_pubsub().call_unsubscribe(s, subscription).await.map(Ok) })
+        })
+        .await;
+}
+
+#[async_trait::async_trait]
+impl PubSub for WasmPubSub {
+    async fn init(&self, metadata: Metadata) -> Result<()> {
+        self.instances.init(metadata).await
+    }
+
+    async fn features(&self) -> Result<Vec<String>> {
+        self.instances
+            .call("features", |g, s| {
+                Box::pin(async move { g.plughost_components_lifecycle().call_features(s).await.map(Ok) })
+            })
+            .await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.instances.call("ping", |g, s| Box::pin(g.plughost_components_lifecycle().call_ping(s))).await
+    }
+
+    async fn publish(&self, request: PublishRequest) -> Result<()> {
+        let request = wit::PublishRequest {
+            topic: request.topic,
+            data: request.data,
+            content_type: request.content_type,
+            metadata: to_wit(&request.metadata),
+        };
+        self.instances
+            .call("publish", move |g, s| {
+                Box::pin(async move { g.plughost_components_pubsub().call_publish(s, &request).await })
+            })
+            .await?;
+        self.published.notify_waiters();
+        Ok(())
+    }
+
+    async fn bulk_publish(
+        &self,
+        topic: &str,
+        entries: Vec<BulkMessage>,
+        metadata: Metadata,
+    ) -> Result<Vec<FailedEntry>> {
+        let topic = topic.to_owned();
+        let entries: Vec<_> = entries
+            .into_iter()
+            .map(|e| wit::BulkEntry {
+                entry_id: e.entry_id,
+                data: e.data,
+                content_type: e.content_type,
+                metadata: to_wit(&e.metadata),
+            })
+            .collect();
+        let metadata = to_wit(&metadata);
+        let failed = self
+            .instances
+            .call("bulk-publish", move |g, s| {
+                Box::pin(async move {
+                    g.plughost_components_pubsub().call_bulk_publish(s, &topic, &entries, &metadata).await
+                })
+            })
+            .await?;
+        self.published.notify_waiters();
+        Ok(failed.into_iter().map(|f| FailedEntry { entry_id: f.entry_id, error: f.error }).collect())
+    }
+
+    async fn subscribe(&self, topic: &str, metadata: Metadata) -> Result<Deliveries<Message>> {
+        if topic.is_empty() {
+            return Err(ComponentError::invalid("topic name is empty"));
+        }
+        let subscription = subscribe(&self.instances, topic, &metadata).await?;
+        let (tx, deliveries) = Deliveries::channel(IN_FLIGHT);
+        tokio::spawn(pump(
+            self.instances.clone(),
+            self.published.clone(),
+            topic.to_owned(),
+            metadata,
+            subscription,
+            tx,
+        ));
+        Ok(deliveries)
+    }
+}

@@ -1,0 +1,245 @@
+//! Running one configured WASM component: its instance(s), the deadline and
+//! memory cap of every call, and recovery from traps.
+//!
+//! A component keeps its state in guest memory, so by default it gets **one
+//! long-lived instance** and its calls are serialized (a mutex). A component
+//! that declares `wasm.stateless: "true"` may get `wasm.instances: N`
+//! instances for parallel calls. Every call runs under an epoch deadline
+//! (`wasm.callTimeout`) and a memory cap (`wasm.maxMemory`), plus a host-side
+//! timeout for a guest blocked inside a host call, which epochs cannot
+//! interrupt. A trap (deadline, stack overflow, memory exhaustion, panic)
+//! fails only that call, with an error naming the component and the cause;
+//! the store is then poisoned, so the instance is dropped, and the next call
+//! gets a fresh instance, re-initialised with the same metadata.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::Mutex;
+use wasmtime::component::InstancePre;
+use wasmtime::{Store, Trap};
+
+use super::LoadedComponent;
+use super::bindings::WitError;
+use super::engine::EPOCH_TICK;
+use super::host_state::HostState;
+use super::settings::WasmSettings;
+use crate::kinds::{ComponentError, ComponentKind, Metadata};
+
+/// Extra time the host-side timeout allows beyond the epoch deadline, so a
+/// guest running WASM code is stopped by its epoch (a clean trap) and the
+/// host timeout only catches guests stuck in a host call.
+const HOST_TIMEOUT_GRACE: Duration = Duration::from_millis(500);
+
+/// What the host calls on a guest, implemented once per WIT world.
+pub(crate) trait Guest: Sized + Send + Sync + 'static {
+    /// The typed `InstancePre` of the world (export types checked once).
+    type Pre: Clone + Send + Sync + 'static;
+
+    /// Checks that `pre` exports the world with the right types.
+    fn pre(pre: &InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
+
+    /// A new instance in `store`.
+    fn instantiate<'a>(pre: &'a Self::Pre, store: &'a mut Store<HostState>) -> BoxFuture<'a, wasmtime::Result<Self>>;
+
+    /// The world's `lifecycle.init`.
+    #[allow(clippy::ptr_arg, reason = "the generated `call_init` takes `&Vec`")]
+    fn init<'a>(
+        &'a self,
+        store: &'a mut Store<HostState>,
+        metadata: &'a Vec<(String, String)>,
+    ) -> BoxFuture<'a, wasmtime::Result<Result<(), WitError>>>;
+}
+
+/// Validates the exports of every kind `pre` claims, at load time, so a
+/// component with a mismatched signature fails then and not on its first call.
+pub(crate) fn check_exports(pre: &InstancePre<HostState>, kinds: &[ComponentKind]) -> anyhow::Result<()> {
+    use crate::kinds::{input_binding, output_binding, pubsub, secret_store, state};
+    for kind in kinds {
+        let checked = match kind {
+            ComponentKind::State => state::WasmStateStore::check(pre),
+            ComponentKind::PubSub => pubsub::WasmPubSub::check(pre),
+            ComponentKind::InputBinding => input_binding::WasmInputBinding::check(pre),
+            ComponentKind::OutputBinding => output_binding::WasmOutputBinding::check(pre),
+            ComponentKind::SecretStore => secret_store::WasmSecretStore::check(pre),
+        };
+        checked.map_err(|e| anyhow::anyhow!("exports {} with the wrong shape: {e:#}", super::export_name(*kind)))?;
+    }
+    Ok(())
+}
+
+struct Live<G> {
+    store: Store<HostState>,
+    guest: G,
+}
+
+struct Configured<G: Guest> {
+    settings: WasmSettings,
+    guest_metadata: Vec<(String, String)>,
+    pre: G::Pre,
+    slots: Vec<Mutex<Option<Live<G>>>>,
+}
+
+/// The instance(s) of one configured component.
+pub(crate) struct Instances<G: Guest> {
+    name: String,
+    loaded: Arc<LoadedComponent>,
+    configured: OnceLock<Configured<G>>,
+    next: AtomicUsize,
+}
+
+/// A call into the guest: borrows the instance and its store for the call.
+pub(crate) type Call<'a, T> = BoxFuture<'a, wasmtime::Result<Result<T, WitError>>>;
+
+impl<G: Guest> Instances<G> {
+    pub(crate) fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
+        Self { name: name.to_owned(), loaded, configured: OnceLock::new(), next: AtomicUsize::new(0) }
+    }
+
+    /// The configured name, for errors.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The component's settings (after `init`).
+    pub(crate) fn settings(&self) -> Option<&WasmSettings> {
+        self.configured.get().map(|c| &c.settings)
+    }
+
+    /// Reads the settings from `metadata`, then creates and initialises every
+    /// instance, so a component that cannot start fails here.
+    pub(crate) async fn init(&self, metadata: Metadata) -> Result<(), ComponentError> {
+        let (settings, guest) = WasmSettings::from_metadata(metadata)?;
+        let pre = G::pre(&self.loaded.pre).map_err(|e| ComponentError::internal(format!("{e:#}")))?;
+        let slots = (0..settings.instances).map(|_| Mutex::new(None)).collect();
+        let configured = Configured { settings, guest_metadata: super::to_wit(&guest), pre, slots };
+        self.configured.set(configured).map_err(|_| ComponentError::internal("init called twice"))?;
+        let configured = self.configured.get().expect("just set");
+        for slot in &configured.slots {
+            *slot.lock().await = Some(self.fresh(configured).await?);
+        }
+        Ok(())
+    }
+
+    fn ticks(timeout: Duration) -> u64 {
+        (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+    }
+
+    /// A new, initialised instance.
+    async fn fresh(&self, configured: &Configured<G>) -> Result<Live<G>, ComponentError> {
+        let engine = &super::runtime().map_err(|e| ComponentError::internal(format!("{e:#}")))?.engine;
+        let state =
+            HostState::new(&self.name, &configured.settings).map_err(|e| ComponentError::invalid(format!("{e:#}")))?;
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        let timeout = configured.settings.call_timeout;
+        store.set_epoch_deadline(Self::ticks(timeout));
+        let instantiated =
+            tokio::time::timeout(timeout + HOST_TIMEOUT_GRACE, G::instantiate(&configured.pre, &mut store)).await;
+        let guest = match instantiated {
+            Ok(Ok(guest)) => guest,
+            Ok(Err(e)) => return Err(self.trap_error("instantiate", e)),
+            Err(_) => return Err(self.deadline(timeout)),
+        };
+        store.set_epoch_deadline(Self::ticks(timeout));
+        let initialised =
+            tokio::time::timeout(timeout + HOST_TIMEOUT_GRACE, guest.init(&mut store, &configured.guest_metadata))
+                .await;
+        match initialised {
+            Ok(Ok(Ok(()))) => Ok(Live { store, guest }),
+            Ok(Ok(Err(e))) => Err(ComponentError::from(e)),
+            Ok(Err(e)) => Err(self.trap_error("init", e)),
+            Err(_) => Err(self.deadline(timeout)),
+        }
+    }
+
+    /// Runs `call` on an instance (replacing a dropped one first), under the
+    /// deadline. Any trap drops the instance.
+    pub(crate) async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
+    ) -> Result<T, ComponentError> {
+        let configured = self
+            .configured
+            .get()
+            .ok_or_else(|| ComponentError::internal(format!("component `{}` used before init", self.name)))?;
+        let mut slot = self.pick(configured).await;
+        if slot.is_none() {
+            *slot = Some(self.fresh(configured).await?);
+        }
+        let live = slot.as_mut().expect("filled above");
+        let timeout = configured.settings.call_timeout;
+        live.store.set_epoch_deadline(Self::ticks(timeout));
+        let outcome = tokio::time::timeout(timeout + HOST_TIMEOUT_GRACE, call(&live.guest, &mut live.store)).await;
+        match outcome {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(e))) => Err(self.wit_error(e)),
+            Ok(Err(trap)) => {
+                *slot = None;
+                Err(self.trap_error(operation, trap))
+            }
+            Err(_) => {
+                // Stuck in a host call: the future is dropped, and so is the
+                // instance, which may be mid-way through anything.
+                *slot = None;
+                Err(self.deadline(timeout))
+            }
+        }
+    }
+
+    /// A free instance if there is one, else the next in turn.
+    async fn pick<'c>(&self, configured: &'c Configured<G>) -> tokio::sync::MutexGuard<'c, Option<Live<G>>> {
+        let n = configured.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(guard) = configured.slots[(start + i) % n].try_lock() {
+                return guard;
+            }
+        }
+        configured.slots[start % n].lock().await
+    }
+
+    fn deadline(&self, after: Duration) -> ComponentError {
+        ComponentError::DeadlineExceeded { component: self.name.clone(), after }
+    }
+
+    fn wit_error(&self, error: WitError) -> ComponentError {
+        match ComponentError::from(error) {
+            ComponentError::Unavailable { reason, .. } => {
+                ComponentError::Unavailable { component: self.name.clone(), reason }
+            }
+            other => other,
+        }
+    }
+
+    /// Names the component and the cause of a trap or host-side failure.
+    fn trap_error(&self, operation: &str, error: wasmtime::Error) -> ComponentError {
+        let settings = self.settings();
+        let cause = match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => {
+                return self.deadline(settings.map_or(Duration::ZERO, |s| s.call_timeout));
+            }
+            Some(Trap::StackOverflow) => "stack overflow".to_owned(),
+            Some(Trap::OutOfFuel) => "out of fuel".to_owned(),
+            Some(trap) => format!("trap: {trap}"),
+            None => {
+                let text = format!("{error:#}");
+                if text.contains("growing memory") || text.contains("memory size") {
+                    let cap = settings.map_or(0, |s| s.max_memory >> 20);
+                    format!("memory limit of {cap} MiB exceeded ({text})")
+                } else {
+                    text
+                }
+            }
+        };
+        tracing::warn!(component = %self.name, operation, "{cause}; replacing the instance");
+        ComponentError::Internal(format!(
+            "component `{}` failed in `{operation}`: {cause} (instance replaced)",
+            self.name
+        ))
+    }
+}

@@ -1,0 +1,211 @@
+//! WASM mode: components compiled from `.wasm` files and run in-process.
+//!
+//! [`WasmLoader::load_dir`] compiles every `*.wasm` in a directory (once per
+//! content, see [`cache`]), reads each component's **exports** to learn which
+//! kinds it implements (the WASM counterpart of gRPC reflection), links it
+//! against WASI and plughost's `log` import, and registers a factory
+//! `<kind>.<file stem>` per kind. A file that cannot be used is reported with
+//! its path and the exact reason and skipped; the others still load.
+//!
+//! Each configured component then runs in its own instance(s), see
+//! [`instances`]: serialized calls, per-call deadline, memory cap, and a
+//! fresh instance after any trap.
+
+pub(crate) mod bindings;
+pub mod cache;
+mod engine;
+mod host_state;
+pub(crate) mod instances;
+pub mod settings;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmtime::component::{Component, InstancePre};
+
+pub use cache::CompileSource;
+pub use engine::{Runtime, runtime};
+pub use host_state::HostState;
+pub use settings::WasmSettings;
+
+pub(crate) use bindings::{from_wit, to_wit};
+
+use crate::kinds::ComponentKind;
+use crate::registry::{Factories, Factory, Instance, Mode};
+
+/// Largest `.wasm` file accepted: compile time grows with size, and
+/// compiling is not something wasmtime bounds for us.
+pub const MAX_COMPONENT_BYTES: usize = 128 << 20;
+
+const PACKAGE: &str = "plughost:components";
+const VERSION: &str = "0.1.0";
+
+/// The exported interface name of a kind (`plughost:components/state@0.1.0`).
+pub fn export_name(kind: ComponentKind) -> String {
+    let interface = match kind {
+        ComponentKind::State => "state",
+        ComponentKind::PubSub => "pubsub",
+        ComponentKind::InputBinding => "input-binding",
+        ComponentKind::OutputBinding => "output-binding",
+        ComponentKind::SecretStore => "secret-store",
+    };
+    format!("{PACKAGE}/{interface}@{VERSION}")
+}
+
+/// A compiled, linked component, ready to instantiate.
+pub struct LoadedComponent {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its file stem: `state-memory.wasm` gives types `state.state-memory`.
+    pub stem: String,
+    /// The kinds it exports.
+    pub kinds: Vec<ComponentKind>,
+    /// Where the machine code came from.
+    pub source: CompileSource,
+    pub(crate) pre: InstancePre<HostState>,
+}
+
+impl std::fmt::Debug for LoadedComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedComponent").field("path", &self.path).field("kinds", &self.kinds).finish_non_exhaustive()
+    }
+}
+
+/// Loads `.wasm` components; cheap to clone.
+#[derive(Clone)]
+pub struct WasmLoader {
+    runtime: &'static Runtime,
+    cache_dir: Option<PathBuf>,
+}
+
+impl WasmLoader {
+    /// A loader keeping precompiled artifacts in `cache_dir` (none: compile
+    /// on every start).
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        Ok(Self { runtime: runtime()?, cache_dir })
+    }
+
+    /// Loads one file, or says exactly why it cannot be used.
+    pub async fn load(&self, path: &Path) -> anyhow::Result<Arc<LoadedComponent>> {
+        let bytes = tokio::fs::read(path).await.map_err(|e| anyhow::anyhow!("cannot read: {e}"))?;
+        check_header(&bytes)?;
+        let (runtime, cache_dir, shown) = (self.runtime, self.cache_dir.clone(), path.to_owned());
+        let (component, source) =
+            tokio::task::spawn_blocking(move || cache::compile(&runtime.engine, &shown, &bytes, cache_dir.as_deref()))
+                .await??;
+        let kinds = exported_kinds(&runtime.engine, &component)?;
+        let pre = runtime.linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("cannot link: {e:#}"))?;
+        instances::check_exports(&pre, &kinds)?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
+        Ok(Arc::new(LoadedComponent { path: path.to_owned(), stem, kinds, source, pre }))
+    }
+
+    /// Loads every `*.wasm` file in `dir` (sorted by name), each on its own.
+    pub async fn load_dir(&self, dir: &Path) -> anyhow::Result<Vec<(PathBuf, anyhow::Result<Arc<LoadedComponent>>)>> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| anyhow::anyhow!("cannot read WASM directory {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .collect();
+        paths.sort();
+        let mut loaded = Vec::with_capacity(paths.len());
+        for path in paths {
+            let result = self.load(&path).await;
+            match &result {
+                Ok(c) => {
+                    tracing::info!(path = %path.display(), kinds = ?c.kinds, source = ?c.source, "WASM component loaded")
+                }
+                Err(e) => tracing::warn!(path = %path.display(), "skipping WASM file: {e:#}"),
+            }
+            loaded.push((path, result));
+        }
+        Ok(loaded)
+    }
+}
+
+/// Refuses what is certainly not a component before spending time on it.
+fn check_header(bytes: &[u8]) -> anyhow::Result<()> {
+    if bytes.is_empty() {
+        anyhow::bail!("the file is empty");
+    }
+    if bytes.len() > MAX_COMPONENT_BYTES {
+        anyhow::bail!("the file is {} MiB; the limit is {} MiB", bytes.len() >> 20, MAX_COMPONENT_BYTES >> 20);
+    }
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        anyhow::bail!("not a WebAssembly file (no \\0asm header)");
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        anyhow::bail!(
+            "a core WebAssembly module, not a component: build it for wasm32-wasip2, or wrap it with `wasm-tools component new`"
+        );
+    }
+    Ok(())
+}
+
+/// The kinds `component` exports. It must export `lifecycle` and at least
+/// one kind interface of plughost's package.
+fn exported_kinds(engine: &wasmtime::Engine, component: &Component) -> anyhow::Result<Vec<ComponentKind>> {
+    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_owned()).collect();
+    let kinds: Vec<ComponentKind> =
+        ComponentKind::ALL.into_iter().filter(|kind| exports.contains(&export_name(*kind))).collect();
+    if kinds.is_empty() {
+        let other_version = exports.iter().find(|e| e.starts_with(PACKAGE));
+        anyhow::bail!(
+            "exports none of plughost's interfaces ({PACKAGE}/<kind>@{VERSION}){}; it exports: [{}]",
+            other_version.map(|e| format!(" (found `{e}`: a different WIT version?)")).unwrap_or_default(),
+            exports.join(", ")
+        );
+    }
+    let lifecycle = format!("{PACKAGE}/lifecycle@{VERSION}");
+    if !exports.contains(&lifecycle) {
+        anyhow::bail!("exports no `{lifecycle}` (every plughost world exports it)");
+    }
+    Ok(kinds)
+}
+
+/// Registers one factory per kind of `component`: `<type prefix>.<stem>`.
+/// Input and output bindings share the `bindings.` prefix, so a component
+/// exporting both gives one type with both sides.
+pub fn register(factories: &mut Factories, component: Arc<LoadedComponent>) {
+    let source = component.path.display().to_string();
+    let mut prefixes: Vec<&str> = component.kinds.iter().map(|k| k.type_prefix()).collect();
+    prefixes.dedup();
+    for prefix in prefixes {
+        let type_name = format!("{prefix}.{}", component.stem);
+        let loaded = component.clone();
+        let factory = Factory::new(Mode::Wasm, source.clone(), move |ctx| {
+            let loaded = loaded.clone();
+            async move { Ok(instance(prefix, &loaded, &ctx.name)) }
+        });
+        factories.insert(&type_name, factory);
+    }
+}
+
+fn instance(prefix: &str, loaded: &Arc<LoadedComponent>, name: &str) -> Instance {
+    use crate::kinds::{input_binding, output_binding, pubsub, secret_store, state};
+    let has = |kind| loaded.kinds.contains(&kind);
+    match prefix {
+        "state" => Instance::State(Arc::new(state::WasmStateStore::new(loaded.clone(), name))),
+        "pubsub" => Instance::PubSub(Arc::new(pubsub::WasmPubSub::new(loaded.clone(), name))),
+        "secretstores" => Instance::SecretStore(Arc::new(secret_store::WasmSecretStore::new(loaded.clone(), name))),
+        _ => Instance::Bindings {
+            input: has(ComponentKind::InputBinding)
+                .then(|| Arc::new(input_binding::WasmInputBinding::new(loaded.clone(), name)) as _),
+            output: has(ComponentKind::OutputBinding)
+                .then(|| Arc::new(output_binding::WasmOutputBinding::new(loaded.clone(), name)) as _),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers() {
+        assert!(check_header(b"").unwrap_err().to_string().contains("empty"));
+        assert!(check_header(b"hello world!").unwrap_err().to_string().contains("no \\0asm"));
+        assert!(check_header(b"\0asm\x01\0\0\0").unwrap_err().to_string().contains("core WebAssembly module"));
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

@@ -1,0 +1,257 @@
+//! WASM mode beyond the conformance suites: loading bad files, misbehaving
+//! guests, the compile cache, stateless pools.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use plughost::kinds::ComponentError;
+use plughost::kinds::state::{GetRequest, SetRequest};
+
+use crate::support::{wasm, wasm_host};
+
+async fn misbehaving(crate_name: &str, metadata: &[(&str, &str)]) -> (plughost::Host, tempfile::TempDir) {
+    wasm_host("state", wasm::guest(crate_name), metadata).await
+}
+
+/// Sets a value, triggers the misbehaviour with `get("boom")`, and checks
+/// that the error names the component and satisfies `cause`, and that the
+/// next calls work on a fresh instance.
+async fn fails_once_then_recovers(
+    crate_name: &str,
+    metadata: &[(&str, &str)],
+    cause: impl Fn(&ComponentError) -> bool,
+) {
+    let (host, _dir) = misbehaving(crate_name, metadata).await;
+    let store = host.state("under-test").unwrap();
+    store.set(SetRequest::new("k", "v")).await.unwrap();
+    let err = store.get(GetRequest::new("boom")).await.unwrap_err();
+    assert!(err.to_string().contains("under-test"), "{crate_name}: the error names the component: {err}");
+    assert!(cause(&err), "{crate_name}: unexpected error {err:?}");
+    // A fresh instance: healthy, re-initialised, with empty guest memory.
+    store.ping().await.unwrap();
+    assert_eq!(store.get(GetRequest::new("k")).await.unwrap(), None, "state lived in the dropped instance");
+    store.set(SetRequest::new("k", "again")).await.unwrap();
+    assert_eq!(store.get(GetRequest::new("k")).await.unwrap().unwrap().data, b"again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loop_hits_the_deadline() {
+    fails_once_then_recovers(
+        "wasm-state-loop",
+        &[("wasm.callTimeout", "300ms")],
+        |e| matches!(e, ComponentError::DeadlineExceeded { after, .. } if *after == Duration::from_millis(300)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bomb_hits_the_cap() {
+    fails_once_then_recovers(
+        "wasm-state-memory-bomb",
+        &[("wasm.maxMemory", "32Mi")],
+        |e| matches!(e, ComponentError::Internal(m) if m.contains("memory limit of 32 MiB")),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trap_mid_call_is_contained() {
+    fails_once_then_recovers(
+        "wasm-state-trap",
+        &[],
+        |e| matches!(e, ComponentError::Internal(m) if m.contains("unreachable")),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_recursion_is_a_stack_overflow() {
+    fails_once_then_recovers(
+        "wasm-state-recursion",
+        &[],
+        |e| matches!(e, ComponentError::Internal(m) if m.contains("stack overflow")),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_components_are_unaffected_by_a_runaway_guest() {
+    let dir =
+        wasm::wasm_dir(&[("runaway.wasm", wasm::guest("wasm-state-loop")), ("good.wasm", wasm::guest("wasm-state"))]);
+    let data = tempfile::tempdir().unwrap();
+    let host = plughost::Host::builder()
+        .data_dir(data.path())
+        .wasm_dir(dir.path())
+        .component(plughost::config::ComponentSpec::new("runaway", "state.runaway").with("wasm.callTimeout", "2s"))
+        .component(plughost::config::ComponentSpec::new("good", "state.good"))
+        .build()
+        .await
+        .unwrap();
+    let (runaway, good) = (host.state("runaway").unwrap(), host.state("good").unwrap());
+    let stuck = tokio::spawn(async move { runaway.get(GetRequest::new("boom")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // While the runaway instance spins, the other component keeps serving.
+    for i in 0..20 {
+        good.set(SetRequest::new(format!("k{i}"), "v")).await.unwrap();
+    }
+    assert!(!stuck.is_finished(), "the runaway call is still spinning while the good component serves");
+    assert!(matches!(stuck.await.unwrap(), Err(ComponentError::DeadlineExceeded { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_components_get_a_pool_and_stateful_ones_cannot() {
+    let (host, _dir) = misbehaving("wasm-state", &[("wasm.stateless", "true"), ("wasm.instances", "3")]).await;
+    let store = host.state("under-test").unwrap();
+    let calls: Vec<_> = (0..30)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.set(SetRequest::new(format!("k{i}"), "v")).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+
+    let dir = wasm::wasm_dir(&[("guest.wasm", wasm::guest("wasm-state"))]);
+    let data = tempfile::tempdir().unwrap();
+    let spec = plughost::config::ComponentSpec::new("pooled", "state.guest").with("wasm.instances", "3");
+    let err = plughost::Host::builder()
+        .data_dir(data.path())
+        .wasm_dir(dir.path())
+        .component(spec)
+        .build()
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("wasm.stateless"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_good_component_and_five_bad_files() {
+    let good = wasm::guest("wasm-state");
+    let bytes = std::fs::read(&good).unwrap();
+    let dir = wasm::wasm_dir(&[
+        ("good.wasm", good),
+        ("wrong-world.wasm", wasm::guest("wasm-wrong-world")),
+        ("bad-import.wasm", wasm::guest("wasm-bad-import")),
+    ]);
+    std::fs::write(dir.path().join("random.wasm"), b"this is not webassembly at all").unwrap();
+    std::fs::write(dir.path().join("truncated.wasm"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(dir.path().join("core-module.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"not a .wasm file: ignored").unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let host = plughost::Host::builder()
+        .data_dir(data.path())
+        .wasm_dir(dir.path())
+        .component(plughost::config::ComponentSpec::new("store", "state.good"))
+        .build()
+        .await
+        .unwrap();
+    host.state("store").unwrap().set(SetRequest::new("k", "v")).await.unwrap();
+
+    let skipped: Vec<(String, &str)> = host
+        .skipped_wasm()
+        .iter()
+        .map(|(path, reason)| (path.file_name().unwrap().to_string_lossy().into_owned(), reason.as_str()))
+        .collect();
+    assert_eq!(skipped.len(), 5, "{skipped:#?}");
+    let reason = |file: &str| {
+        skipped.iter().find(|(f, _)| f == file).map(|(_, r)| *r).unwrap_or_else(|| panic!("{file} not reported"))
+    };
+    assert!(
+        reason("wrong-world.wasm").contains("exports none of plughost's interfaces"),
+        "{}",
+        reason("wrong-world.wasm")
+    );
+    assert!(
+        reason("bad-import.wasm").contains("cannot link") && reason("bad-import.wasm").contains("example:missing"),
+        "{}",
+        reason("bad-import.wasm")
+    );
+    assert!(reason("random.wasm").contains("not a WebAssembly file"), "{}", reason("random.wasm"));
+    assert!(
+        reason("core-module.wasm").contains("core WebAssembly module, not a component"),
+        "{}",
+        reason("core-module.wasm")
+    );
+    assert!(!reason("truncated.wasm").is_empty());
+    for (path, _) in host.skipped_wasm() {
+        assert!(path.is_absolute() || path.starts_with(dir.path()), "the reason names the path: {}", path.display());
+    }
+}
+
+fn plughost() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_plughost"));
+    command.env("RUST_LOG", "info");
+    command
+}
+
+/// Runs `plughost components list` over a WASM dir and returns stderr.
+fn list(wasm_dir: &std::path::Path, components: &std::path::Path, data: &std::path::Path) -> (String, String) {
+    let output = plughost()
+        .args(["components", "list", "--wasm-dir"])
+        .arg(wasm_dir)
+        .arg("--components")
+        .arg(components)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+    assert!(output.status.success(), "{stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn second_start_loads_the_python_component_from_the_cache() {
+    let python = wasm::python_state();
+    let dir = wasm::wasm_dir(&[("py.wasm", python)]);
+    let work = tempfile::tempdir().unwrap();
+    let components: PathBuf = work.path().join("components");
+    std::fs::create_dir(&components).unwrap();
+    std::fs::write(
+        components.join("py.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: pystore\nspec:\n  type: state.py\n  initTimeout: 60s\n",
+    )
+    .unwrap();
+    let data = work.path().join("data");
+
+    let (stdout, first) = list(dir.path(), &components, &data);
+    assert!(first.contains("compiling component"), "first start compiles:\n{first}");
+    assert!(stdout.lines().any(|l| l.starts_with("pystore") && l.contains("wasm") && l.ends_with("ready")), "{stdout}");
+    let cached: Vec<_> = std::fs::read_dir(data.join("wasm-cache")).unwrap().collect();
+    assert_eq!(cached.len(), 1, "one artifact for one component");
+
+    let (stdout, second) = list(dir.path(), &components, &data);
+    assert!(!second.contains("compiling component"), "second start must not compile:\n{second}");
+    assert!(second.contains("loaded precompiled component"), "{second}");
+    assert!(stdout.lines().any(|l| l.starts_with("pystore") && l.ends_with("ready")), "{stdout}");
+}
+
+#[test]
+fn components_list_reports_skipped_wasm_files() {
+    let dir = wasm::wasm_dir(&[("good.wasm", wasm::guest("wasm-state"))]);
+    std::fs::write(dir.path().join("broken.wasm"), b"garbage").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let components = work.path().join("components");
+    std::fs::create_dir(&components).unwrap();
+    std::fs::write(
+        components.join("c.yaml"),
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: cache\nspec:\n  type: state.good\n",
+    )
+    .unwrap();
+    let (stdout, _) = list(dir.path(), &components, &work.path().join("data"));
+    assert!(
+        stdout.lines().any(|l| l.starts_with("cache") && l.contains("state.good") && l.contains("wasm")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("skipped") && l.contains("broken.wasm") && l.contains("not a WebAssembly file")),
+        "{stdout}"
+    );
+}
