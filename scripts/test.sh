@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test of plughost on a fresh machine: installs what the tests
-# need, then `cargo test` (unit, integration, CLI and doc tests; examples are
-# built). Usage: ./scripts/test.sh [extra cargo test args]
+# need (the wasm32-wasip2 target for the WASM guests, the Python packages for
+# the Python components), then `cargo test` (unit, integration, CLI and doc
+# tests; examples are built). Usage: ./scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
+python3 -m pip install --quiet --disable-pip-version-check -r components/requirements.txt
 
 cargo test --locked "$@"

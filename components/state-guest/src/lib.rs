@@ -1,0 +1,159 @@
+//! The `state-component` world implemented over [`state_logic::Store`], for
+//! every guest that is a state store: `wasm-state` and the misbehaving
+//! fixtures, which differ from it only in a [`Behaviour`] hook.
+//!
+//! A library, not a component: each guest crate names its behaviour and
+//! exports it with this crate's export macro:
+//!
+//! ```ignore
+//! struct Plain;
+//! impl state_guest::Behaviour for Plain {}
+//! type Component = state_guest::StateComponent<Plain>;
+//! state_guest::export!(Component);
+//! ```
+
+wit_bindgen::generate!({
+    world: "state-component",
+    path: "../../wit",
+    pub_export_macro: true,
+    default_bindings_module: "state_guest",
+});
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use exports::plughost::components::lifecycle;
+use exports::plughost::components::state::{
+    self, BulkItem, Concurrency, DeleteRequest, GetRequest, KeyError, Operation, SetRequest, StateItem,
+};
+use plughost::components::log::{Level, log};
+use plughost::components::types::{Error, Metadata};
+use state_logic::Store;
+
+/// What a guest does besides being a plain store.
+pub trait Behaviour: 'static {
+    /// Runs first in every `get`, with the requested key.
+    fn before_get(_key: &str) {}
+
+    /// Runs in `ping`; its error is the ping's.
+    fn ping() -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// A state store whose `get` and `ping` first run `B`'s hooks.
+pub struct StateComponent<B>(PhantomData<B>);
+
+thread_local! {
+    static STORE: RefCell<Store> = RefCell::new(Store::new());
+}
+
+fn with_store<R>(f: impl FnOnce(&mut Store) -> R) -> R {
+    STORE.with(|store| f(&mut store.borrow_mut()))
+}
+
+/// Milliseconds since the Unix epoch, from `wasi:clocks/wall-clock`.
+fn now() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn error(e: state_logic::Error) -> Error {
+    match e {
+        state_logic::Error::EtagMismatch(key) => Error::EtagMismatch(key),
+        state_logic::Error::EtagInvalid(key) => Error::EtagInvalid(key),
+        state_logic::Error::InvalidArgument(message) => Error::InvalidArgument(message),
+    }
+}
+
+fn key_errors(failed: Vec<(String, state_logic::Error)>) -> Vec<KeyError> {
+    failed.into_iter().map(|(key, e)| KeyError { key, error: error(e) }).collect()
+}
+
+fn set(request: SetRequest) -> state_logic::Set {
+    state_logic::Set {
+        key: request.key,
+        value: request.value,
+        etag: request.etag,
+        metadata: request.metadata,
+        first_write: request.options.concurrency == Concurrency::FirstWrite,
+        content_type: request.content_type,
+    }
+}
+
+fn delete(request: DeleteRequest) -> state_logic::Delete {
+    state_logic::Delete {
+        key: request.key,
+        etag: request.etag,
+        first_write: request.options.concurrency == Concurrency::FirstWrite,
+    }
+}
+
+fn item(found: state_logic::Item) -> StateItem {
+    StateItem { data: found.data, etag: Some(found.etag), metadata: found.metadata, content_type: found.content_type }
+}
+
+impl<B: Behaviour> lifecycle::Guest for StateComponent<B> {
+    fn init(_metadata: Metadata) -> Result<(), Error> {
+        log(Level::Debug, "in-memory state store ready");
+        Ok(())
+    }
+
+    fn features() -> Vec<String> {
+        state_logic::FEATURES.map(String::from).to_vec()
+    }
+
+    fn ping() -> Result<(), Error> {
+        B::ping()
+    }
+}
+
+impl<B: Behaviour> state::Guest for StateComponent<B> {
+    fn get(request: GetRequest) -> Result<Option<StateItem>, Error> {
+        B::before_get(&request.key);
+        Ok(with_store(|store| store.get(&request.key, now())).map(item))
+    }
+
+    fn set(request: SetRequest) -> Result<(), Error> {
+        with_store(|store| store.set(set(request), now())).map_err(error)
+    }
+
+    fn delete(request: DeleteRequest) -> Result<(), Error> {
+        with_store(|store| store.delete(delete(request), now())).map_err(error)
+    }
+
+    fn bulk_get(requests: Vec<GetRequest>) -> Result<Vec<BulkItem>, Error> {
+        let now = now();
+        Ok(with_store(|store| {
+            requests
+                .into_iter()
+                .map(|request| {
+                    let found = store.get(&request.key, now).map(item);
+                    BulkItem { key: request.key, item: found, error: None }
+                })
+                .collect()
+        }))
+    }
+
+    fn bulk_set(requests: Vec<SetRequest>) -> Result<Vec<KeyError>, Error> {
+        let requests = requests.into_iter().map(set).collect();
+        Ok(key_errors(with_store(|store| store.bulk_set(requests, now()))))
+    }
+
+    fn bulk_delete(requests: Vec<DeleteRequest>) -> Result<Vec<KeyError>, Error> {
+        let requests = requests.into_iter().map(delete).collect();
+        Ok(key_errors(with_store(|store| store.bulk_delete(requests, now()))))
+    }
+
+    fn transact(operations: Vec<Operation>, _metadata: Metadata) -> Result<(), Error> {
+        let ops = operations
+            .into_iter()
+            .map(|op| match op {
+                Operation::Set(request) => state_logic::Op::Set(set(request)),
+                Operation::Delete(request) => state_logic::Op::Delete(delete(request)),
+            })
+            .collect();
+        with_store(|store| store.transact(ops, now())).map_err(error)
+    }
+}
