@@ -28,8 +28,9 @@ pub struct Runtime {
     pub pooling: bool,
 }
 
-fn config(pooling: bool) -> Config {
+fn config(pooling: bool, fuel: bool) -> Config {
     let mut config = Config::new();
+    config.consume_fuel(fuel);
     config.concurrency_support(false);
     config.wasm_component_model_async(false);
     config.epoch_interruption(true);
@@ -50,13 +51,13 @@ fn config(pooling: bool) -> Config {
     config
 }
 
-fn build() -> Result<Runtime, String> {
-    let (engine, pooling) = match Engine::new(&config(true)) {
+fn build(fuel: bool) -> Result<Runtime, String> {
+    let (engine, pooling) = match Engine::new(&config(true, fuel)) {
         Ok(engine) => (engine, true),
         Err(e) => {
             // Pooling reserves address space up front; some hosts refuse.
             tracing::warn!("pooling allocator unavailable ({e}); instantiating on demand");
-            (Engine::new(&config(false)).map_err(|e| format!("creating the WASM engine: {e}"))?, false)
+            (Engine::new(&config(false, fuel)).map_err(|e| format!("creating the WASM engine: {e}"))?, false)
         }
     };
     let mut linker = Linker::new(&engine);
@@ -80,5 +81,13 @@ fn build() -> Result<Runtime, String> {
 /// The process-wide runtime, built on first use.
 pub fn runtime() -> anyhow::Result<&'static Runtime> {
     static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
-    RUNTIME.get_or_init(build).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    RUNTIME.get_or_init(|| build(false)).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// A second runtime whose engine meters fuel, built only when a component
+/// asks for `wasm.fuel`. Fuel accounting slows every call by 20-35 %, so the
+/// components that do not ask for it never pay for it.
+pub fn fuel_runtime() -> anyhow::Result<&'static Runtime> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME.get_or_init(|| build(true)).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
 }

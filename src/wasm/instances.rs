@@ -76,6 +76,7 @@ struct Live<G> {
 }
 
 struct Configured<G: Guest> {
+    engine: wasmtime::Engine,
     settings: WasmSettings,
     guest_metadata: Vec<(String, String)>,
     pre: G::Pre,
@@ -112,9 +113,11 @@ impl<G: Guest> Instances<G> {
     /// instance, so a component that cannot start fails here.
     pub(crate) async fn init(&self, metadata: Metadata) -> Result<(), ComponentError> {
         let (settings, guest) = WasmSettings::from_metadata(metadata)?;
-        let pre = G::pre(&self.loaded.pre).map_err(|e| ComponentError::internal(format!("{e:#}")))?;
+        let untyped = self.loaded.pre(settings.fuel.is_some()).await.map_err(|e| ComponentError::internal(format!("{e:#}")))?;
+        let engine = untyped.component().engine().clone();
+        let pre = G::pre(untyped).map_err(|e| ComponentError::internal(format!("{e:#}")))?;
         let slots = (0..settings.instances).map(|_| Mutex::new(None)).collect();
-        let configured = Configured { settings, guest_metadata: super::to_wit(&guest), pre, slots };
+        let configured = Configured { engine, settings, guest_metadata: super::to_wit(&guest), pre, slots };
         self.configured.set(configured).map_err(|_| ComponentError::internal("init called twice"))?;
         let configured = self.configured.get().expect("just set");
         for slot in &configured.slots {
@@ -123,19 +126,27 @@ impl<G: Guest> Instances<G> {
         Ok(())
     }
 
+    /// Gives a metered store its per-call fuel budget.
+    fn refuel(store: &mut Store<HostState>, settings: &WasmSettings) -> Result<(), ComponentError> {
+        match settings.fuel {
+            Some(fuel) => store.set_fuel(fuel).map_err(|e| ComponentError::internal(format!("setting fuel: {e:#}"))),
+            None => Ok(()),
+        }
+    }
+
     fn ticks(timeout: Duration) -> u64 {
         (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
     }
 
     /// A new, initialised instance.
     async fn fresh(&self, configured: &Configured<G>) -> Result<Live<G>, ComponentError> {
-        let engine = &super::runtime().map_err(|e| ComponentError::internal(format!("{e:#}")))?.engine;
         let state =
             HostState::new(&self.name, &configured.settings).map_err(|e| ComponentError::invalid(format!("{e:#}")))?;
-        let mut store = Store::new(engine, state);
+        let mut store = Store::new(&configured.engine, state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
         let timeout = configured.settings.call_timeout;
+        Self::refuel(&mut store, &configured.settings)?;
         store.set_epoch_deadline(Self::ticks(timeout));
         let instantiated =
             tokio::time::timeout(timeout + HOST_TIMEOUT_GRACE, G::instantiate(&configured.pre, &mut store)).await;
@@ -144,6 +155,7 @@ impl<G: Guest> Instances<G> {
             Ok(Err(e)) => return Err(self.trap_error("instantiate", e)),
             Err(_) => return Err(self.deadline(timeout)),
         };
+        Self::refuel(&mut store, &configured.settings)?;
         store.set_epoch_deadline(Self::ticks(timeout));
         let initialised =
             tokio::time::timeout(timeout + HOST_TIMEOUT_GRACE, guest.init(&mut store, &configured.guest_metadata))
@@ -173,6 +185,7 @@ impl<G: Guest> Instances<G> {
         }
         let live = slot.as_mut().expect("filled above");
         let timeout = configured.settings.call_timeout;
+        Self::refuel(&mut live.store, &configured.settings)?;
         live.store.set_epoch_deadline(Self::ticks(timeout));
         let outcome = tokio::time::timeout(timeout + HOST_TIMEOUT_GRACE, call(&live.guest, &mut live.store)).await;
         match outcome {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use wasmtime::component::{Component, InstancePre};
 
 pub use cache::CompileSource;
-pub use engine::{Runtime, runtime};
+pub use engine::{Runtime, fuel_runtime, runtime};
 pub use host_state::HostState;
 pub use settings::WasmSettings;
 
@@ -63,6 +63,29 @@ pub struct LoadedComponent {
     /// Where the machine code came from.
     pub source: CompileSource,
     pub(crate) pre: InstancePre<HostState>,
+    /// The same component compiled for the fuel-metering engine, made on
+    /// first use by a component with `wasm.fuel`.
+    fuel_pre: tokio::sync::OnceCell<InstancePre<HostState>>,
+    cache_dir: Option<PathBuf>,
+}
+
+impl LoadedComponent {
+    /// The instance-pre for an engine with or without fuel metering.
+    pub(crate) async fn pre(&self, fuel: bool) -> anyhow::Result<&InstancePre<HostState>> {
+        if !fuel {
+            return Ok(&self.pre);
+        }
+        self.fuel_pre
+            .get_or_try_init(|| async {
+                let runtime = fuel_runtime()?;
+                let bytes = tokio::fs::read(&self.path).await.map_err(|e| anyhow::anyhow!("re-reading {}: {e}", self.path.display()))?;
+                let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
+                let (component, _) =
+                    tokio::task::spawn_blocking(move || cache::compile(&runtime.engine, &path, &bytes, cache_dir.as_deref())).await??;
+                runtime.linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("cannot link: {e:#}"))
+            })
+            .await
+    }
 }
 
 impl std::fmt::Debug for LoadedComponent {
@@ -97,7 +120,8 @@ impl WasmLoader {
         let pre = runtime.linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("cannot link: {e:#}"))?;
         instances::check_exports(&pre, &kinds)?;
         let stem = path.file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
-        Ok(Arc::new(LoadedComponent { path: path.to_owned(), stem, kinds, source, pre }))
+        let (fuel_pre, cache_dir) = (tokio::sync::OnceCell::new(), self.cache_dir.clone());
+        Ok(Arc::new(LoadedComponent { path: path.to_owned(), stem, kinds, source, pre, fuel_pre, cache_dir }))
     }
 
     /// Loads every `*.wasm` file in `dir` (sorted by name), each on its own.

@@ -46,6 +46,13 @@ async fn infinite_loop_hits_the_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infinite_loop_runs_out_of_fuel_when_metered() {
+    let metered = [("wasm.fuel", "5000000"), ("wasm.callTimeout", "30s")];
+    fails_once_then_recovers("wasm-state-loop", &metered, |e| matches!(e, ComponentError::Internal(m) if m.contains("out of fuel")))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_bomb_hits_the_cap() {
     fails_once_then_recovers(
         "wasm-state-memory-bomb",
@@ -254,4 +261,36 @@ fn components_list_reports_skipped_wasm_files() {
             .any(|l| l.starts_with("skipped") && l.contains("broken.wasm") && l.contains("not a WebAssembly file")),
         "{stdout}"
     );
+}
+
+async fn probe(host: &plughost::Host, key: &str) -> String {
+    let item = host.state("under-test").unwrap().get(GetRequest::new(key)).await.unwrap().expect("probes answer");
+    String::from_utf8(item.data).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_is_deny_by_default() {
+    let secret_dir = tempfile::tempdir().unwrap();
+    std::fs::write(secret_dir.path().join("secret.txt"), "host file").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (host, _dir) = misbehaving("wasm-state-probe", &[]).await;
+    assert!(probe(&host, "probe:env:PLUGHOST_TEST_CONFORMANCE_SECRET").await.starts_with("denied"));
+    let file = format!("probe:read:{}", secret_dir.path().join("secret.txt").display());
+    assert!(probe(&host, &file).await.starts_with("denied"));
+    assert!(probe(&host, "probe:read:/etc/passwd").await.starts_with("denied"));
+    assert!(probe(&host, &format!("probe:connect:{addr}")).await.starts_with("denied"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_grants_come_from_metadata() {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("granted.txt"), "shared with the guest").unwrap();
+    let dirs = format!("{}:/data", shared.path().display());
+    let grants = [("wasm.env", "PLUGHOST_TEST_CONFORMANCE_SECRET"), ("wasm.dirs", dirs.as_str())];
+    let (host, _dir) = misbehaving("wasm-state-probe", &grants).await;
+    assert_eq!(probe(&host, "probe:env:PLUGHOST_TEST_CONFORMANCE_SECRET").await, "s3cret");
+    assert_eq!(probe(&host, "probe:read:/data/granted.txt").await, "shared with the guest");
+    assert!(probe(&host, "probe:env:HOME").await.starts_with("denied"), "only the named variables");
+    assert!(probe(&host, "probe:read:/etc/passwd").await.starts_with("denied"), "only the granted directory");
 }

@@ -18,6 +18,7 @@ pub const GUESTS: &[&str] = &[
     "wasm-state-recursion",
     "wasm-wrong-world",
     "wasm-bad-import",
+    "wasm-state-probe",
 ];
 
 fn root() -> &'static Path {
