@@ -330,6 +330,7 @@ fn info(
         status,
         features,
         origin: spec.origin.clone(),
+        key_prefix: None,
     }
 }
 
@@ -342,12 +343,16 @@ async fn start(
     builder: &mut RegistryBuilder,
 ) -> Result<()> {
     let (name, origin) = (spec.name.clone(), spec.origin.clone());
+    // Dapr matches the metadata name case-insensitively.
+    let key_prefix = metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case("keyPrefix")).map(|(_, v)| v.clone());
     let features = match tokio::time::timeout(spec.init_timeout, init(&instance, metadata)).await {
         Ok(Ok(features)) => features,
         Ok(Err(source)) => return Err(Error::Init { name, origin, source }),
         Err(_) => return Err(Error::InitTimeout { name, origin, after: spec.init_timeout }),
     };
     let kinds = instance.kinds();
+    let mut info = info(spec, mode, kinds.clone(), Status::Ready, features);
+    info.key_prefix = key_prefix;
     tracing::info!(
         component = %spec.name,
         r#type = %spec.type_name,
@@ -355,7 +360,7 @@ async fn start(
         kinds = ?kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         "component ready"
     );
-    builder.add(info(spec, mode, kinds, Status::Ready, features), instance);
+    builder.add(info, instance);
     Ok(())
 }
 

@@ -15,6 +15,8 @@
 //! * [`grpc`]: Dapr's protocols (generated code in [`grpc::pb`]).
 //! * [`wasm`]: loading `.wasm` components (one `Engine`, a precompiled cache,
 //!   kinds read from exports) and running them isolated.
+//! * [`api`]: the Dapr-compatible sidecar API (gRPC and HTTP) over a
+//!   [`Registry`]: key prefixing, CloudEvents, errors, API token, limits.
 //! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.
 //!
 //! # Embedding
@@ -30,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 pub mod builtins;
 pub mod config;
 mod error;

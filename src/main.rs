@@ -1,9 +1,11 @@
 //! The `plughost` binary: `plughost run` and `plughost components list`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use plughost::api::ApiConfig;
 use plughost::{Host, HostBuilder};
 
 /// Host components in-process (WebAssembly) or out-of-process (Dapr pluggable gRPC).
@@ -16,8 +18,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load the components and serve until interrupted (Ctrl-C or SIGTERM).
-    Run(Sources),
+    /// Load the components and serve the Dapr-compatible sidecar API (gRPC
+    /// and HTTP) until interrupted (Ctrl-C or SIGTERM) or asked to shut down.
+    Run(RunArgs),
     /// Inspect configured components.
     Components {
         #[command(subcommand)]
@@ -46,6 +49,70 @@ struct Sources {
     /// [default: $XDG_DATA_HOME/plughost or ~/.local/share/plughost].
     #[arg(long, value_name = "DIR", env = "PLUGHOST_DATA_DIR")]
     data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    sources: Sources,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// The sidecar API, with daprd's flag names.
+#[derive(Args)]
+struct ApiArgs {
+    /// The app id: state keys are stored as `<app-id>||<key>` (see the
+    /// `keyPrefix` component metadata), published CloudEvents have it as
+    /// `source`, and streaming subscriptions use it as consumer group.
+    #[arg(long, value_name = "ID", default_value = "plughost")]
+    app_id: String,
+    /// Port of the gRPC API (`dapr.proto.runtime.v1.Dapr`); 0 picks a free one.
+    #[arg(long, value_name = "PORT", default_value_t = plughost::api::DEFAULT_GRPC_PORT)]
+    dapr_grpc_port: u16,
+    /// Port of the HTTP API (`/v1.0/...`); 0 picks a free one.
+    #[arg(long, value_name = "PORT", default_value_t = plughost::api::DEFAULT_HTTP_PORT)]
+    dapr_http_port: u16,
+    /// Address both APIs listen on. Anything beyond loopback should have an
+    /// API token.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    listen_address: IpAddr,
+    /// Require this token in the `dapr-api-token` header of every call but
+    /// the health checks.
+    #[arg(long, value_name = "TOKEN", env = "DAPR_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Largest request accepted (HTTP body or gRPC message): bytes, or with
+    /// `Ki`, `Mi`, `Gi`.
+    #[arg(long, value_name = "SIZE", default_value = "4Mi", value_parser = parse_size)]
+    max_body_size: usize,
+}
+
+impl ApiArgs {
+    fn config(&self) -> ApiConfig {
+        ApiConfig {
+            app_id: self.app_id.clone(),
+            namespace: std::env::var("NAMESPACE").unwrap_or_default(),
+            grpc_addr: SocketAddr::new(self.listen_address, self.dapr_grpc_port),
+            http_addr: SocketAddr::new(self.listen_address, self.dapr_http_port),
+            token: self.api_token.clone().filter(|t| !t.is_empty()),
+            max_body: self.max_body_size,
+        }
+    }
+}
+
+/// `4194304`, `4Mi`, `512Ki`, `1Gi` (also with `B`: `4MiB`).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "Ki" | "KiB" => 1 << 10,
+        "Mi" | "MiB" => 1 << 20,
+        "Gi" | "GiB" => 1 << 30,
+        other => return Err(format!("unknown unit `{other}` (use bytes, Ki, Mi or Gi)")),
+    };
+    let size = number.parse::<usize>().ok().and_then(|n| n.checked_mul(scale)).filter(|&n| n > 0);
+    size.ok_or_else(|| format!("`{text}` is not a size (e.g. 4194304 or 4Mi)"))
 }
 
 impl Sources {
@@ -90,15 +157,40 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(sources) => {
+        Command::Run(RunArgs { sources, api }) => {
             let host = sources.builder().build().await?;
-            let ready = host.components().iter().filter(|c| c.status == plughost::registry::Status::Ready).count();
+            let config = api.config();
+            let app_id = config.app_id.clone();
+            let shutdown = async {
+                if let Err(e) = wait_for_signal().await {
+                    tracing::error!("cannot wait for signals: {e}");
+                }
+            };
+            let served = plughost::api::serve(host.registry().clone(), config, shutdown).await;
+            let api = match served {
+                Ok(api) => api,
+                Err(e) => {
+                    host.shutdown().await;
+                    return Err(e.into());
+                }
+            };
+            let ready: Vec<String> = host
+                .components()
+                .iter()
+                .filter(|c| c.status == plughost::registry::Status::Ready)
+                .map(|c| format!("{} ({}, {})", c.name, c.type_name, c.mode.as_str()))
+                .collect();
             tracing::info!(
-                components = ready,
+                app_id = %app_id,
+                grpc = %api.grpc_addr(),
+                http = %api.http_addr(),
+                components = %ready.join(", "),
                 data_dir = %host.data_dir().display(),
-                "plughost running; press Ctrl-C to stop"
+                "plughost running: gRPC API on port {}, HTTP API on port {}; press Ctrl-C to stop",
+                api.grpc_addr().port(),
+                api.http_addr().port(),
             );
-            wait_for_signal().await?;
+            api.wait().await;
             tracing::info!("shutting down");
             host.shutdown().await;
             Ok(())

@@ -181,6 +181,9 @@ pub struct ComponentInfo {
     pub features: Vec<String>,
     /// Where it was defined.
     pub origin: Origin,
+    /// State stores: the `keyPrefix` metadata, Dapr's key prefixing strategy,
+    /// which the sidecar API applies before calling the store.
+    pub key_prefix: Option<String>,
 }
 
 /// A lookup that found nothing, or a registration that clashed.
@@ -362,6 +365,7 @@ mod tests {
             status: Status::Ready,
             features: Vec::new(),
             origin,
+            key_prefix: None,
         };
         builder.add(info, Instance::State(Arc::new(MemoryStateStore::new())));
         let duplicate = builder.claim("a", &Origin::Default).unwrap_err();

@@ -113,7 +113,8 @@ impl<G: Guest> Instances<G> {
     /// instance, so a component that cannot start fails here.
     pub(crate) async fn init(&self, metadata: Metadata) -> Result<(), ComponentError> {
         let (settings, guest) = WasmSettings::from_metadata(metadata)?;
-        let untyped = self.loaded.pre(settings.fuel.is_some()).await.map_err(|e| ComponentError::internal(format!("{e:#}")))?;
+        let untyped =
+            self.loaded.pre(settings.fuel.is_some()).await.map_err(|e| ComponentError::internal(format!("{e:#}")))?;
         let engine = untyped.component().engine().clone();
         let pre = G::pre(untyped).map_err(|e| ComponentError::internal(format!("{e:#}")))?;
         let slots = (0..settings.instances).map(|_| Mutex::new(None)).collect();

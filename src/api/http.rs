@@ -1,0 +1,412 @@
+//! Dapr's HTTP API (protocol spec B7) with axum: each route parses its
+//! request, calls the [`Sidecar`] and writes Dapr's answer. Per-request
+//! component metadata comes as `metadata.<key>` query parameters and goes
+//! back as `metadata.<key>` headers; success without a body is 204; errors
+//! are `{"errorCode", "message"}` ([`ApiError`]).
+
+mod body;
+mod metadata;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use super::Sidecar;
+use super::auth::{TOKEN_HEADER, Token};
+use super::cloudevents;
+use super::errors::ApiError;
+use crate::kinds::Metadata;
+use crate::kinds::output_binding::InvokeRequest;
+use crate::kinds::pubsub::BulkMessage;
+use crate::kinds::state::{
+    Concurrency, Consistency, DeleteRequest, GetRequest, SetRequest, StateOptions, TransactionOperation,
+};
+use body::{Body, json};
+
+type Shared = State<Arc<Sidecar>>;
+type Params = Query<Vec<(String, String)>>;
+type ApiResult = Result<Response, ApiError>;
+
+/// The HTTP routes. Every route but `/v1.0/healthz` and
+/// `/v1.0/healthz/outbound` requires the API token, if one is set.
+pub fn router(sidecar: Arc<Sidecar>) -> Router {
+    let token = Token::new(sidecar.config().token.as_deref());
+    let protected = Router::new()
+        .route("/v1.0/state/{store}", post(save_state).put(save_state))
+        .route("/v1.0/state/{store}/{key}", get(get_state).delete(delete_state).post(state_call).put(state_call))
+        .route("/v1.0/publish/bulk/{pubsub}/{*topic}", post(bulk_publish).put(bulk_publish))
+        .route("/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}", post(bulk_publish).put(bulk_publish))
+        .route("/v1.0/publish/{pubsub}/{*topic}", post(publish).put(publish))
+        .route("/v1.0/bindings/{name}", post(invoke_binding).put(invoke_binding))
+        .route("/v1.0/secrets/{store}/{key}", get(get_secret))
+        .route("/v1.0/metadata", get(metadata::get_metadata))
+        .route("/v1.0/metadata/{key}", put(metadata::set_metadata))
+        .route("/v1.0/shutdown", post(shutdown))
+        .route_layer(middleware::from_fn_with_state(token, check_token));
+    let health = Router::new().route("/v1.0/healthz", get(healthz)).route("/v1.0/healthz/outbound", get(healthz));
+    protected.merge(health).with_state(sidecar)
+}
+
+/// Serves [`router`] on `listener` until the sidecar stops.
+pub(super) async fn serve(sidecar: Arc<Sidecar>, listener: TcpListener) -> Result<(), String> {
+    let stopping = sidecar.clone();
+    axum::serve(listener, router(sidecar))
+        .with_graceful_shutdown(async move { stopping.stopping().await })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn check_token(State(token): State<Token>, request: Request, next: Next) -> Response {
+    if token.admits(request.headers().get(TOKEN_HEADER).map(HeaderValue::as_bytes)) {
+        next.run(request).await
+    } else {
+        (StatusCode::UNAUTHORIZED, "invalid api token").into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct Health {
+    appid: Option<String>,
+}
+
+async fn healthz(State(sidecar): Shared, Query(health): Query<Health>) -> ApiResult {
+    match health.appid {
+        Some(id) if id != sidecar.config().app_id => Err(ApiError::new(
+            tonic::Code::Internal,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ERR_HEALTH_APPID_NOT_MATCH",
+            "the app id does not match",
+        )),
+        _ => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+async fn shutdown(State(sidecar): Shared) -> StatusCode {
+    tracing::info!("shutdown requested through the HTTP API");
+    sidecar.request_shutdown();
+    StatusCode::NO_CONTENT
+}
+
+/// The `metadata.<key>` query parameters.
+fn query_metadata(params: &[(String, String)]) -> Metadata {
+    params.iter().filter_map(|(k, v)| Some((k.strip_prefix("metadata.")?.to_owned(), v.clone()))).collect()
+}
+
+fn query<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Adds `metadata.<key>` headers (skipping what is not a valid header).
+fn with_metadata_headers(headers: &mut HeaderMap, metadata: &Metadata) {
+    for (key, value) in metadata {
+        let name = HeaderName::try_from(format!("metadata.{key}"));
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::try_from(value.as_str())) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct OptionsJson {
+    concurrency: Option<String>,
+    consistency: Option<String>,
+}
+
+fn concurrency(value: Option<&str>) -> Result<Concurrency, ApiError> {
+    match value.unwrap_or_default() {
+        "" => Ok(Concurrency::Unspecified),
+        "first-write" => Ok(Concurrency::FirstWrite),
+        "last-write" => Ok(Concurrency::LastWrite),
+        other => Err(ApiError::malformed(format!("unknown concurrency `{other}` (first-write or last-write)"))),
+    }
+}
+
+fn consistency(value: Option<&str>) -> Result<Consistency, ApiError> {
+    match value.unwrap_or_default() {
+        "" => Ok(Consistency::Unspecified),
+        "eventual" => Ok(Consistency::Eventual),
+        "strong" => Ok(Consistency::Strong),
+        other => Err(ApiError::malformed(format!("unknown consistency `{other}` (eventual or strong)"))),
+    }
+}
+
+impl OptionsJson {
+    fn parse(options: Option<Self>) -> Result<StateOptions, ApiError> {
+        let options = options.unwrap_or_default();
+        Ok(StateOptions {
+            concurrency: concurrency(options.concurrency.as_deref())?,
+            consistency: consistency(options.consistency.as_deref())?,
+        })
+    }
+}
+
+/// One item of a save, or the `request` of a transaction operation.
+#[derive(Deserialize)]
+struct StateEntry {
+    key: String,
+    #[serde(default)]
+    value: Value,
+    etag: Option<String>,
+    #[serde(default)]
+    metadata: Metadata,
+    options: Option<OptionsJson>,
+}
+
+impl StateEntry {
+    /// A write: the value is stored as its JSON text, as daprd does (a JSON
+    /// string keeps its quotes).
+    fn set(self) -> Result<SetRequest, ApiError> {
+        Ok(SetRequest {
+            value: serde_json::to_vec(&self.value).map_err(|e| ApiError::malformed(e.to_string()))?,
+            options: OptionsJson::parse(self.options)?,
+            key: self.key,
+            etag: self.etag,
+            metadata: self.metadata,
+            content_type: None,
+        })
+    }
+
+    fn delete(self) -> Result<DeleteRequest, ApiError> {
+        Ok(DeleteRequest {
+            options: OptionsJson::parse(self.options)?,
+            key: self.key,
+            etag: self.etag,
+            metadata: self.metadata,
+        })
+    }
+}
+
+async fn save_state(State(sidecar): Shared, Path(store): Path<String>, Body(body): Body) -> ApiResult {
+    let entries: Vec<StateEntry> = json(&body)?;
+    let requests = entries.into_iter().map(StateEntry::set).collect::<Result<_, _>>()?;
+    sidecar.save_state(&store, requests).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_state(State(sidecar): Shared, Path((store, key)): Path<(String, String)>, params: Params) -> ApiResult {
+    let request =
+        GetRequest { key, metadata: query_metadata(&params), consistency: consistency(query(&params, "consistency"))? };
+    let Some(item) = sidecar.get_state(&store, request).await? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let mut response = item.data.into_response();
+    let headers = response.headers_mut();
+    let content_type = item.content_type.as_deref().unwrap_or("application/json");
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::try_from(content_type).unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    if let Some(etag) = item.etag.and_then(|e| HeaderValue::try_from(e).ok()) {
+        headers.insert(header::ETAG, etag);
+    }
+    with_metadata_headers(headers, &item.metadata);
+    Ok(response)
+}
+
+async fn delete_state(
+    State(sidecar): Shared,
+    Path((store, key)): Path<(String, String)>,
+    params: Params,
+    headers: HeaderMap,
+) -> ApiResult {
+    let etag = match headers.get(header::IF_MATCH) {
+        Some(value) => Some(value.to_str().map_err(|_| ApiError::malformed("If-Match is not text"))?.to_owned()),
+        None => None,
+    };
+    let options = StateOptions {
+        concurrency: concurrency(query(&params, "concurrency"))?,
+        consistency: consistency(query(&params, "consistency"))?,
+    };
+    let request = DeleteRequest { key, etag, metadata: query_metadata(&params), options };
+    sidecar.delete_state(&store, vec![request]).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// POST / PUT on `/v1.0/state/{store}/{bulk|transaction}`.
+async fn state_call(
+    sidecar: Shared,
+    Path((store, call)): Path<(String, String)>,
+    params: Params,
+    body: Body,
+) -> ApiResult {
+    match call.as_str() {
+        "bulk" => bulk_get(sidecar, store, params, body).await,
+        "transaction" => transaction(sidecar, store, params, body).await,
+        _ => Ok(StatusCode::METHOD_NOT_ALLOWED.into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+struct BulkGet {
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+async fn bulk_get(State(sidecar): Shared, store: String, Query(params): Params, Body(body): Body) -> ApiResult {
+    let request: BulkGet = json(&body)?;
+    let mut metadata = request.metadata;
+    metadata.extend(query_metadata(&params));
+    let items = sidecar.bulk_get_state(&store, request.keys, metadata).await?;
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|i| {
+            let mut entry = serde_json::Map::new();
+            entry.insert("key".into(), i.key.into());
+            if let Some(item) = i.item {
+                // Raw JSON when the bytes are JSON, else their text.
+                let data = serde_json::from_slice(&item.data)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&item.data).into_owned()));
+                entry.insert("data".into(), data);
+                if let Some(etag) = item.etag {
+                    entry.insert("etag".into(), etag.into());
+                }
+                if !item.metadata.is_empty() {
+                    entry.insert("metadata".into(), serde_json::to_value(item.metadata).unwrap_or_default());
+                }
+            }
+            if let Some(error) = i.error {
+                entry.insert("error".into(), error.into());
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    Ok(axum::Json(items).into_response())
+}
+
+#[derive(Deserialize)]
+struct Transaction {
+    #[serde(default)]
+    operations: Vec<TransactionStep>,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct TransactionStep {
+    operation: String,
+    request: StateEntry,
+}
+
+async fn transaction(State(sidecar): Shared, store: String, Query(params): Params, Body(body): Body) -> ApiResult {
+    let request: Transaction = json(&body)?;
+    let mut operations = Vec::with_capacity(request.operations.len());
+    for step in request.operations {
+        operations.push(match step.operation.as_str() {
+            "upsert" => TransactionOperation::Set(step.request.set()?),
+            "delete" => TransactionOperation::Delete(step.request.delete()?),
+            other => return Err(ApiError::unknown_operation(other)),
+        });
+    }
+    let mut metadata = request.metadata;
+    metadata.extend(query_metadata(&params));
+    sidecar.transact(&store, operations, metadata).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+async fn publish(
+    State(sidecar): Shared,
+    Path((pubsub, topic)): Path<(String, String)>,
+    Query(params): Params,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult {
+    sidecar.publish(&pubsub, &topic, &body, content_type(&headers), query_metadata(&params)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BulkEntry {
+    entry_id: String,
+    #[serde(default)]
+    event: Value,
+    #[serde(default)]
+    content_type: String,
+    #[serde(default)]
+    metadata: Metadata,
+}
+
+async fn bulk_publish(
+    State(sidecar): Shared,
+    Path((pubsub, topic)): Path<(String, String)>,
+    Query(params): Params,
+    Body(body): Body,
+) -> ApiResult {
+    let entries: Vec<BulkEntry> = json(&body)?;
+    let entries = entries
+        .into_iter()
+        .map(|e| {
+            // A string event of a non-JSON type is its text; anything else its JSON.
+            let data = match e.event {
+                Value::String(text) if !cloudevents::is_json(&e.content_type) => text.into_bytes(),
+                other => other.to_string().into_bytes(),
+            };
+            let content_type = (!e.content_type.is_empty()).then_some(e.content_type);
+            BulkMessage { entry_id: e.entry_id, data, content_type, metadata: e.metadata }
+        })
+        .collect();
+    let failed = sidecar.bulk_publish(&pubsub, &topic, entries, query_metadata(&params)).await?;
+    if failed.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let failed: Vec<Value> =
+        failed.into_iter().map(|f| serde_json::json!({ "entryId": f.entry_id, "error": f.error })).collect();
+    let body = serde_json::json!({ "failedEntries": failed, "errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE" });
+    Ok((StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+struct BindingCall {
+    #[serde(default)]
+    data: Value,
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    operation: String,
+}
+
+async fn invoke_binding(State(sidecar): Shared, Path(name): Path<String>, Body(body): Body) -> ApiResult {
+    let call: BindingCall = json(&body)?;
+    // As daprd: `data` reaches the binding as JSON text.
+    let data = serde_json::to_vec(&call.data).map_err(|e| ApiError::malformed(e.to_string()))?;
+    let answer = sidecar
+        .invoke_binding(&name, InvokeRequest { operation: call.operation, data, metadata: call.metadata })
+        .await?;
+    let mut response = if answer.data.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        let mut response = answer.data.into_response();
+        let content_type = answer.content_type.as_deref().unwrap_or("application/json");
+        if let Ok(value) = HeaderValue::try_from(content_type) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        response
+    };
+    with_metadata_headers(response.headers_mut(), &answer.metadata);
+    Ok(response)
+}
+
+/// `GET /v1.0/secrets/{store}/{key}`, and `.../bulk` for all of them.
+async fn get_secret(State(sidecar): Shared, Path((store, key)): Path<(String, String)>, params: Params) -> ApiResult {
+    let metadata = query_metadata(&params);
+    if key == "bulk" {
+        let secrets: BTreeMap<_, _> = sidecar.bulk_secrets(&store, metadata).await?;
+        return Ok(axum::Json(secrets).into_response());
+    }
+    Ok(axum::Json(sidecar.get_secret(&store, &key, metadata).await?).into_response())
+}

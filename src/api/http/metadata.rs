@@ -1,0 +1,54 @@
+//! `GET /v1.0/metadata` (daprd's JSON shape; empty parts omitted) and
+//! `PUT /v1.0/metadata/{key}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{Body, Shared};
+
+pub(super) async fn get_metadata(State(sidecar): Shared) -> Json<Value> {
+    let components: Vec<Value> = sidecar
+        .components()
+        .into_iter()
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "type": c.type_name,
+                "version": c.version,
+                "capabilities": c.capabilities,
+                // plughost's own: where the component runs, and its kinds.
+                "mode": c.mode,
+                "kinds": c.kinds,
+            })
+        })
+        .collect();
+    let subscriptions: Vec<Value> = sidecar
+        .subscriptions()
+        .into_iter()
+        .map(|s| {
+            json!({
+                "pubsubname": s.pubsub,
+                "topic": s.topic,
+                "metadata": s.metadata,
+                "deadLetterTopic": s.dead_letter_topic,
+                "type": "STREAMING",
+            })
+        })
+        .collect();
+    Json(json!({
+        "id": sidecar.config().app_id,
+        "runtimeVersion": env!("CARGO_PKG_VERSION"),
+        "enabledFeatures": [],
+        "components": components,
+        "extended": sidecar.extended_metadata(),
+        "subscriptions": subscriptions,
+        "actorRuntime": { "runtimeStatus": "DISABLED" },
+    }))
+}
+
+pub(super) async fn set_metadata(State(sidecar): Shared, Path(key): Path<String>, Body(body): Body) -> StatusCode {
+    sidecar.set_metadata(key, String::from_utf8_lossy(&body).into_owned());
+    StatusCode::NO_CONTENT
+}
