@@ -64,6 +64,7 @@ pub(super) async fn serve(sidecar: Arc<Sidecar>, listener: TcpListener) -> std::
     };
     let stopping = sidecar.clone();
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(too_large_is_resource_exhausted))
         .layer(tonic::service::InterceptorLayer::new(check))
         .add_routes(routes(sidecar))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
@@ -71,6 +72,21 @@ pub(super) async fn serve(sidecar: Arc<Sidecar>, listener: TcpListener) -> std::
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+/// tonic refuses a request over `max_decoding_message_size` with
+/// `OUT_OF_RANGE`; gRPC's other servers (daprd's grpc-go among them) say
+/// `RESOURCE_EXHAUSTED`, which is what clients expect.
+fn too_large_is_resource_exhausted<B>(mut response: axum::http::Response<B>) -> axum::http::Response<B> {
+    let headers = response.headers_mut();
+    let out_of_range = headers.get("grpc-status").is_some_and(|s| s == "11");
+    let too_large = headers
+        .get("grpc-message")
+        .is_some_and(|m| m.to_str().is_ok_and(|m| m.contains("too%20large") || m.contains("too large")));
+    if out_of_range && too_large {
+        headers.insert("grpc-status", axum::http::HeaderValue::from_static("8"));
+    }
+    response
 }
 
 fn metadata(map: HashMap<String, String>) -> Metadata {

@@ -138,7 +138,7 @@ impl Drop for KillOnDrop {
 fn run_starts_on_the_defaults_and_stops_cleanly_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
     let child = plughost()
-        .arg("run")
+        .args(["run", "--dapr-grpc-port", "0", "--dapr-http-port", "0"])
         .arg("--data-dir")
         .arg(data.path())
         .stdout(Stdio::null())

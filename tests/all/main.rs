@@ -4,7 +4,10 @@
 //!   trait and run against every implementation (one line each).
 //! * `host`: the embedding API, init timeouts, ignoreErrors, persistence.
 //! * `cli`: the `plughost` binary, including the data-driven `tests/cases/`.
+//! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
+//!   against `plughost run` in every component mode.
 
+mod api;
 mod cli;
 mod conformance;
 mod host;

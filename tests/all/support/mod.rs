@@ -1,5 +1,6 @@
 //! Fixtures shared by the test modules.
 
+pub mod sidecar;
 pub mod wasm;
 
 use std::sync::Arc;
