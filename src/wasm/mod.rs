@@ -78,10 +78,14 @@ impl LoadedComponent {
         self.fuel_pre
             .get_or_try_init(|| async {
                 let runtime = fuel_runtime()?;
-                let bytes = tokio::fs::read(&self.path).await.map_err(|e| anyhow::anyhow!("re-reading {}: {e}", self.path.display()))?;
+                let bytes = tokio::fs::read(&self.path)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("re-reading {}: {e}", self.path.display()))?;
                 let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
-                let (component, _) =
-                    tokio::task::spawn_blocking(move || cache::compile(&runtime.engine, &path, &bytes, cache_dir.as_deref())).await??;
+                let (component, _) = tokio::task::spawn_blocking(move || {
+                    cache::compile(&runtime.engine, &path, &bytes, cache_dir.as_deref())
+                })
+                .await??;
                 runtime.linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("cannot link: {e:#}"))
             })
             .await
