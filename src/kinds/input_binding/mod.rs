@@ -2,10 +2,12 @@
 //! Dapr's `dapr.proto.components.v1.InputBinding` (`Read` stream with acks).
 
 mod cron;
+mod grpc;
 
 use super::{Deliveries, Metadata, Result};
 
 pub use cron::CronBinding;
+pub use grpc::GrpcInputBinding;
 
 /// One event from the source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,10 +1,12 @@
 //! The `output binding` kind: something the app invokes operations on, shaped
 //! after Dapr's `dapr.proto.components.v1.OutputBinding`.
 
+mod grpc;
 mod localstorage;
 
 use super::{Metadata, Result};
 
+pub use grpc::GrpcOutputBinding;
 pub use localstorage::LocalStorageBinding;
 
 /// One invocation.

@@ -5,10 +5,12 @@
 //! nacked. A nack, or a message still unanswered when the subscriber drops the
 //! stream, is delivered again.
 
+mod grpc;
 mod memory;
 
 use super::{Deliveries, Metadata, Result};
 
+pub use grpc::GrpcPubSub;
 pub use memory::MemoryPubSub;
 
 /// Subscribe metadata key naming a consumer group. Subscriptions with the same

@@ -4,6 +4,7 @@
 
 mod env;
 mod file;
+mod grpc;
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use super::{Metadata, Result};
 
 pub use env::EnvSecretStore;
 pub use file::FileSecretStore;
+pub use grpc::GrpcSecretStore;
 
 /// One secret: value name → value.
 pub type Secret = BTreeMap<String, String>;

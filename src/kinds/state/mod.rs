@@ -7,12 +7,14 @@
 //! | [`MemoryStateStore`] | `state.in-memory` | process memory                   |
 //! | [`SqliteStateStore`] | `state.sqlite`    | one SQLite file in the data dir  |
 
+mod grpc;
 mod memory;
 mod rules;
 mod sqlite;
 
 use super::{Metadata, Result};
 
+pub use grpc::GrpcStateStore;
 pub use memory::MemoryStateStore;
 pub use rules::{TTL_EXPIRE_TIME, TTL_IN_SECONDS, parse_ttl};
 pub use sqlite::SqliteStateStore;

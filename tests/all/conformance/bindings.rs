@@ -108,3 +108,5 @@ macro_rules! input_binding_suite {
 
 output_binding_suite!(localstorage, crate::support::localstorage());
 input_binding_suite!(cron, crate::support::cron());
+output_binding_suite!(grpc_rust_output, crate::support::grpc_output_binding());
+input_binding_suite!(grpc_rust_input, crate::support::grpc_input_binding());

@@ -206,3 +206,4 @@ macro_rules! pubsub_suite {
 }
 
 pubsub_suite!(in_memory, crate::support::builtin_pubsub("pubsub.in-memory"));
+pubsub_suite!(grpc_rust, crate::support::grpc_pubsub());

@@ -47,3 +47,4 @@ macro_rules! secret_store_suite {
 
 secret_store_suite!(env, crate::support::env_secrets());
 secret_store_suite!(file, crate::support::file_secrets());
+secret_store_suite!(grpc_rust, crate::support::grpc_secrets());
