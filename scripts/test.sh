@@ -5,4 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The Python gRPC state component (tests start it as a process).
+python3 -m pip install --quiet --disable-pip-version-check -r components/python-state-grpc/requirements.txt
+
 cargo test --locked "$@"

@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 
 fn plughost() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_plughost"));
-    command.env("RUST_LOG", "info").env_remove("PLUGHOST_COMPONENTS").env_remove("PLUGHOST_DATA_DIR");
+    command
+        .env("RUST_LOG", "info")
+        .env_remove("PLUGHOST_COMPONENTS")
+        .env_remove("PLUGHOST_DATA_DIR")
+        // Hermetic: not whatever sockets the machine has in /tmp.
+        .env("DAPR_COMPONENTS_SOCKETS_FOLDER", "/nonexistent/plughost-test-sockets");
     command
 }
 

@@ -311,3 +311,4 @@ macro_rules! state_suite {
 state_suite!(in_memory, crate::support::builtin_state("state.in-memory"));
 state_suite!(sqlite, crate::support::builtin_state("state.sqlite"));
 state_suite!(grpc_rust, crate::support::grpc_state(crate::support::grpc::Program::Rust("state")));
+state_suite!(grpc_python, crate::support::grpc_state(crate::support::grpc::Program::PythonState));
