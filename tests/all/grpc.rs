@@ -55,8 +55,12 @@ async fn start(program: Program, socket: PathBuf, data: PathBuf) -> ComponentPro
 /// `x-component-instance` and `grpc-timeout` headers of every call.
 #[derive(Default, Clone)]
 struct Recorder {
-    seen: Arc<Mutex<Vec<(String, Option<String>, bool)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
+
+/// One call: its name, its `x-component-instance`, whether it had a
+/// `grpc-timeout`.
+type Seen = (String, Option<String>, bool);
 
 impl Recorder {
     fn record<T>(&self, call: &str, request: &tonic::Request<T>) {

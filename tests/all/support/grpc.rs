@@ -57,11 +57,6 @@ impl ComponentProcess {
         process
     }
 
-    /// The socket.
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
     fn spawn(&mut self) {
         let mut command = match self.program {
             Program::Rust(kind) => {
