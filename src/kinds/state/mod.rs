@@ -6,6 +6,7 @@
 //! |----------------|-----------------|-----------------------------------------|
 //! | [`MemoryStateStore`] | `state.in-memory` | process memory                   |
 //! | [`SqliteStateStore`] | `state.sqlite`    | one SQLite file in the data dir  |
+//! | [`GrpcStateStore`]   | `state.<socket>`  | another process (Dapr pluggable) |
 
 mod grpc;
 mod memory;
