@@ -132,10 +132,8 @@ async fn main() {
         .expect("starting plughost");
     let store: Arc<dyn StateStore> = host.state("bench").unwrap();
     let channel = Endpoint::from_shared(format!("unix://{}", socket.display())).unwrap().connect().await.unwrap();
-    let mut plain = Plain {
-        client: pb::state_store_client::StateStoreClient::new(channel),
-        instance: "bench".parse().unwrap(),
-    };
+    let mut plain =
+        Plain { client: pb::state_store_client::StateStoreClient::new(channel), instance: "bench".parse().unwrap() };
 
     println!(
         "gRPC state store over a Unix socket, per call; {} timed calls per path and case after {} warm-up, \
@@ -189,7 +187,9 @@ async fn main() {
     // `grpc / wasm p50` column in the table below.
     // ===================================================================
 
-    println!("| op | value | plughost p50 / p90 / p99 (µs) | plain tonic p50 / p90 / p99 (µs) | plughost / plain (p50) |");
+    println!(
+        "| op | value | plughost p50 / p90 / p99 (µs) | plain tonic p50 / p90 / p99 (µs) | plughost / plain (p50) |"
+    );
     println!("|---|---|---|---|---|");
     for (op, size, ours, theirs, ratio) in &table {
         let cell = |s: &Vec<Duration>| {

@@ -29,7 +29,11 @@ from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha import reflection_pb2 as reflection_v1alpha_pb2
 
 import genstubs
-import store as logic
+
+# The rules live in ../python-state-logic/store.py, shared with the WASM build
+# of the same store (python-state-wasm), so the component can move between modes.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python-state-logic"))
+import store as logic  # noqa: E402
 
 PROG = "python-state-grpc"
 INSTANCE_HEADER = "x-component-instance"

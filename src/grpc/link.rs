@@ -543,3 +543,34 @@ impl AsyncWrite for Watched {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_names_must_fit_a_header() {
+        assert!(ComponentName::new("orders-store").is_ok());
+        let err = ComponentName::new("bad\nname").unwrap_err();
+        assert!(err.to_string().contains("x-component-instance"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn calls_before_init_fail_fast_naming_the_component() {
+        let link = Link::new("orders", "/nonexistent/orders.sock", GrpcOptions::default(), Health::default()).unwrap();
+        let err = link.channel().unwrap_err();
+        assert_eq!(err, ComponentError::Unavailable { component: "orders".into(), reason: "not initialised".into() });
+        // Init on a socket nobody serves fails at once, naming the socket.
+        let hook = Hook {
+            kind: ComponentKind::State,
+            init: Box::new(|_, _| Box::pin(async { Ok(()) })),
+            refresh: Box::new(|_, _| Box::pin(async { Ok(()) })),
+            ping: Box::new(|_, _| Box::pin(async { Ok(()) })),
+        };
+        let err = link.init(hook).await.unwrap_err();
+        assert!(
+            matches!(&err, ComponentError::Unavailable { reason, .. } if reason.contains("/nonexistent/orders.sock")),
+            "{err:?}"
+        );
+    }
+}

@@ -202,7 +202,8 @@ fn components_list_shows_grpc_components() {
 
 #[test]
 fn run_waits_for_a_late_socket_then_serves() {
-    use crate::support::grpc::{ComponentProcess, Program, short_tempdir};
+    use crate::support::grpc::{ComponentProcess, Program, grpc_components_binary, short_tempdir};
+    grpc_components_binary(); // built before the clock below starts
     let dir = short_tempdir();
     let (sockets, components) = (dir.path().join("s"), dir.path().join("c"));
     std::fs::create_dir(&sockets).unwrap();

@@ -265,6 +265,8 @@ async fn every_call_carries_the_component_name_and_a_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_started_before_the_socket_exists_uses_the_component_once_it_appears() {
+    // Build the component first: a cold build must not eat the wait below.
+    tokio::task::spawn_blocking(crate::support::grpc::grpc_components_binary).await.unwrap();
     let (dir, sockets) = folder();
     let spec =
         ComponentSpec { init_timeout: Duration::from_secs(60), ..ComponentSpec::new("late-store", "state.late") };
