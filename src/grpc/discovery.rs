@@ -124,7 +124,16 @@ pub async fn probe(socket: &Path, deadline: Duration) -> Result<Vec<String>, Str
     }
 }
 
+/// `sun_path` holds 108 bytes on Linux, the terminating NUL included.
+pub const MAX_SOCKET_PATH: usize = 107;
+
 async fn probe_unbounded(socket: &Path, deadline: Duration) -> Result<Vec<String>, String> {
+    let length = socket.as_os_str().len();
+    if length > MAX_SOCKET_PATH {
+        return Err(format!(
+            "the path is {length} bytes; Unix socket paths hold at most {MAX_SOCKET_PATH} (use a shorter socket folder)"
+        ));
+    }
     let endpoint = Endpoint::from_shared(format!("unix://{}", socket.display()))
         .map_err(|e| format!("not a usable socket path: {e}"))?
         .connect_timeout(deadline);
@@ -216,6 +225,13 @@ mod tests {
         ]
         .map(String::from);
         assert_eq!(kinds_of(&services), [ComponentKind::State]);
+    }
+
+    #[tokio::test]
+    async fn over_long_socket_paths_are_explained() {
+        let long = PathBuf::from(format!("/tmp/{}/c.sock", "d".repeat(120)));
+        let reason = probe(&long, Duration::from_secs(1)).await.unwrap_err();
+        assert!(reason.contains("at most 107"), "{reason}");
     }
 
     #[test]
