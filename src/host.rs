@@ -312,7 +312,12 @@ impl HostBuilder {
         }
 
         // Secret stores first: other components' `secretKeyRef`s read them.
-        specs.sort_by_key(|spec| !spec.type_name.starts_with("secretstores."));
+        // Then the components whose types are known, so they do not wait
+        // behind a socket that has not appeared yet; those come last.
+        specs.sort_by_key(|spec| {
+            let secret_store = spec.type_name.starts_with("secretstores.");
+            (!secret_store, !secret_store && types.waits.contains_key(&spec.name))
+        });
         for spec in &specs {
             start_spec(spec, &mut types, &self.data_dir, &mut builder).await?;
         }
