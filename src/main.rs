@@ -110,6 +110,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Components { command: ComponentsCommand::List(sources) } => {
             let host = sources.builder().build().await?;
             print!("{}", table(host.components()));
+            for (path, reason) in host.sockets().map(|report| report.skipped).unwrap_or_default() {
+                println!("skipped {}: {reason}", path.display());
+            }
             host.shutdown().await;
             Ok(())
         }

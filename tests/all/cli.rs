@@ -185,6 +185,7 @@ fn components_list_shows_grpc_components() {
     std::fs::create_dir(&components).unwrap();
     let _kv = ComponentProcess::start(Program::Rust("state"), sockets.join("kv.sock"), dir.path().join("cdata"));
     std::fs::write(components.join("cache.yaml"), component_yaml("cache", "state.kv", "5s")).unwrap();
+    std::fs::write(sockets.join("README"), "not a socket").unwrap();
     let mut command = plughost();
     command
         .args(["components", "list", "--components"])
@@ -198,6 +199,8 @@ fn components_list_shows_grpc_components() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let rows: Vec<Vec<&str>> = stdout.lines().map(|l| l.split_whitespace().collect()).collect();
     assert!(rows.contains(&vec!["cache", "state", "state.kv", "grpc", "ready"]), "{stdout}");
+    let skipped = format!("skipped {}: not a socket (a regular file)", sockets.join("README").display());
+    assert!(stdout.lines().any(|l| l == skipped), "{stdout}");
 }
 
 #[test]
