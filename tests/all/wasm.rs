@@ -48,8 +48,12 @@ async fn infinite_loop_hits_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infinite_loop_runs_out_of_fuel_when_metered() {
     let metered = [("wasm.fuel", "5000000"), ("wasm.callTimeout", "30s")];
-    fails_once_then_recovers("wasm-state-loop", &metered, |e| matches!(e, ComponentError::Internal(m) if m.contains("out of fuel")))
-        .await;
+    fails_once_then_recovers(
+        "wasm-state-loop",
+        &metered,
+        |e| matches!(e, ComponentError::Internal(m) if m.contains("out of fuel")),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
