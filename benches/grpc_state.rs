@@ -9,11 +9,16 @@
 //!   `GrpcStateStore` → link → tonic, with the `x-component-instance`
 //!   interceptor, a `grpc-timeout` and a local deadline on every call);
 //! * `plain tonic`: the generated tonic client on its own `unix://` channel
-//!   to the same socket and the same component instance, nothing else.
+//!   to the same socket and the same component instance, nothing else;
+//! * `wasm`: the same store logic (`state-logic`) as the `wasm-state` guest,
+//!   in process through the registry: T1, the benefit of moving a component
+//!   from gRPC to WASM.
 //!
 //! Both sides run current-thread tokio runtimes (performance guide 5.5).
 //! Each call is timed on its own (microsecond scale). Run:
 //! `cargo bench --bench grpc_state` (release).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -123,14 +128,20 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
+    let wasm_dir = dir.path().join("wasm");
+    std::fs::create_dir(&wasm_dir).unwrap();
+    std::fs::copy(common::guest("wasm-state"), wasm_dir.join("logic.wasm")).unwrap();
     let host = plughost::Host::builder()
         .data_dir(dir.path().join("data"))
         .socket_dir(&sockets)
+        .wasm_dir(&wasm_dir)
         .component(ComponentSpec::new("bench", "state.bench"))
+        .component(ComponentSpec::new("wasm", "state.logic"))
         .build()
         .await
         .expect("starting plughost");
     let store: Arc<dyn StateStore> = host.state("bench").unwrap();
+    let wasm: Arc<dyn StateStore> = host.state("wasm").unwrap();
     let channel = Endpoint::from_shared(format!("unix://{}", socket.display())).unwrap().connect().await.unwrap();
     let mut plain =
         Plain { client: pb::state_store_client::StateStoreClient::new(channel), instance: "bench".parse().unwrap() };
@@ -147,12 +158,13 @@ async fn main() {
         let value = vec![0xA5u8; size];
         let key = format!("key-{size}");
         store.set(SetRequest::new(&key, value.clone())).await.unwrap();
+        wasm.set(SetRequest::new(&key, value.clone())).await.unwrap();
         for op in ["set", "get"] {
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            let (mut ours, mut theirs, mut in_process) = (Vec::new(), Vec::new(), Vec::new());
             for block in 0..WARMUP_BLOCKS + BLOCKS {
                 let keep = block >= WARMUP_BLOCKS;
-                // Alternate which path goes first, so neither always follows the other.
-                for path in if block % 2 == 0 { [0, 1] } else { [1, 0] } {
+                // Alternate the order, so no path always follows the same one.
+                for path in if block % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] } {
                     for _ in 0..BLOCK {
                         let started = Instant::now();
                         match (path, op) {
@@ -160,42 +172,47 @@ async fn main() {
                             (0, _) => {
                                 std::hint::black_box(store.get(GetRequest::new(&key)).await.unwrap());
                             }
-                            (_, "set") => plain.set(&key, &value).await,
-                            (_, _) => {
+                            (1, "set") => plain.set(&key, &value).await,
+                            (1, _) => {
                                 std::hint::black_box(plain.get(&key).await);
+                            }
+                            (_, "set") => wasm.set(SetRequest::new(&key, value.clone())).await.unwrap(),
+                            (_, _) => {
+                                std::hint::black_box(wasm.get(GetRequest::new(&key)).await.unwrap());
                             }
                         }
                         let took = started.elapsed();
                         if keep {
-                            if path == 0 { ours.push(took) } else { theirs.push(took) }
+                            [&mut ours, &mut theirs, &mut in_process][path].push(took);
                         }
                     }
                 }
             }
             let a = report(&format!("{op} {size:>4} B  plughost (registry -> gRPC)"), &mut ours);
             let b = report(&format!("{op} {size:>4} B  plain tonic client"), &mut theirs);
+            let c = report(&format!("{op} {size:>4} B  plughost (registry -> wasm)"), &mut in_process);
             let ratio = a.as_secs_f64() / b.as_secs_f64();
-            println!("  -> plughost / plain p50 ratio: {ratio:.2}x (target <= 1.2x)\n");
-            table.push((op, size, ours, theirs, ratio));
+            let moved = a.as_secs_f64() / c.as_secs_f64();
+            println!("  -> plughost / plain p50 ratio: {ratio:.2}x (target <= 1.2x)");
+            println!("  -> gRPC / WASM p50 ratio: {moved:.0}x (expected >= 30x)\n");
+            table.push((op, size, ours, theirs, in_process, ratio, moved));
         }
     }
 
-    // ===================================================================
-    // WASM MODE (T1, the "move benefit"): the lead adds the same cases on
-    // the `wasm-state` guest here, e.g. a `wasm` host component over the
-    // same state-logic crate, timed in the same interleaved blocks, and a
-    // `grpc / wasm p50` column in the table below.
-    // ===================================================================
-
     println!(
-        "| op | value | plughost p50 / p90 / p99 (µs) | plain tonic p50 / p90 / p99 (µs) | plughost / plain (p50) |"
+        "| op | value | plughost gRPC p50 / p90 / p99 (µs) | plain tonic p50 / p90 / p99 (µs) | plughost / plain | plughost WASM p50 / p90 / p99 (µs) | gRPC / WASM |"
     );
-    println!("|---|---|---|---|---|");
-    for (op, size, ours, theirs, ratio) in &table {
+    println!("|---|---|---|---|---|---|---|");
+    for (op, size, ours, theirs, in_process, ratio, moved) in &table {
         let cell = |s: &Vec<Duration>| {
-            format!("{:.1} / {:.1} / {:.1}", us(percentile(s, 0.5)), us(percentile(s, 0.9)), us(percentile(s, 0.99)))
+            format!("{:.2} / {:.2} / {:.2}", us(percentile(s, 0.5)), us(percentile(s, 0.9)), us(percentile(s, 0.99)))
         };
-        println!("| {op} | {size} B | {} | {} | {ratio:.2}× |", cell(ours), cell(theirs));
+        println!(
+            "| {op} | {size} B | {} | {} | {ratio:.2}× | {} | {moved:.0}× |",
+            cell(ours),
+            cell(theirs),
+            cell(in_process)
+        );
     }
     host.shutdown().await;
 }
