@@ -8,8 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The `grpc-components` binary, built once per test process (release, into
-/// `components/target`: a separate target dir, so no cargo lock is shared
-/// with the `cargo test` running us).
+/// [`super::wasm::target_dir`]).
 pub fn grpc_components_binary() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -18,11 +17,11 @@ pub fn grpc_components_binary() -> &'static Path {
             .args(["build", "--locked", "--release", "-p", "grpc-components", "--manifest-path"])
             .arg(root.join("components/Cargo.toml"))
             .arg("--target-dir")
-            .arg(root.join("components/target"))
+            .arg(super::wasm::target_dir())
             .status()
             .expect("running cargo for components/");
         assert!(status.success(), "building components/grpc-components failed");
-        root.join("components/target/release/grpc-components")
+        super::wasm::target_dir().join("release/grpc-components")
     })
 }
 
