@@ -16,8 +16,9 @@ pub enum Error {
     /// A lookup or a duplicate name.
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    /// `spec.type` names no known factory.
-    #[error("component `{name}` ({origin}): unknown type `{type_name}`; known types: {known}")]
+    /// `spec.type` names no known factory (nor, with socket discovery, a
+    /// type any socket provided within the component's `initTimeout`).
+    #[error("component `{name}` ({origin}): unknown type `{type_name}`; known types: {known}{waited}")]
     UnknownType {
         /// Component name.
         name: String,
@@ -27,6 +28,8 @@ pub enum Error {
         type_name: String,
         /// Types that exist, comma-separated.
         known: String,
+        /// Empty, or how long the host waited for a socket to provide it.
+        waited: String,
     },
     /// `spec.version` is not one the type has.
     #[error("component `{name}` ({origin}): type `{type_name}` has no version `{version}` (use v1 or leave it out)")]

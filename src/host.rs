@@ -1,11 +1,13 @@
 //! [`Host`]: configuration → factories → initialised components → registry.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{self, ComponentSpec, MetadataValue, Origin};
 use crate::error::{Error, Result};
+use crate::grpc::{GrpcOptions, SocketDirectory, SocketReport};
 use crate::kinds::input_binding::InputBinding;
 use crate::kinds::output_binding::OutputBinding;
 use crate::kinds::pubsub::PubSub;
@@ -13,7 +15,8 @@ use crate::kinds::secret_store::SecretStore;
 use crate::kinds::state::StateStore;
 use crate::kinds::{ComponentError, ComponentKind, Metadata};
 use crate::registry::{
-    ComponentInfo, Factories, Factory, FactoryContext, Instance, Mode, Registry, RegistryBuilder, RegistryError, Status,
+    ComponentInfo, Factories, Factory, FactoryContext, Health, Instance, Mode, Registry, RegistryBuilder,
+    RegistryError, Status,
 };
 
 /// How long `shutdown` waits for each component to close.
@@ -31,6 +34,18 @@ pub struct Host {
     registry: Registry,
     data_dir: PathBuf,
     skipped_wasm: Vec<(PathBuf, String)>,
+    sockets: Option<Arc<SocketDirectory>>,
+    /// Scans the socket folder while the host lives.
+    _watcher: Option<AbortOnDrop<()>>,
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Host {
@@ -58,6 +73,12 @@ impl Host {
     /// with the reason (they were skipped; the others loaded).
     pub fn skipped_wasm(&self) -> &[(PathBuf, String)] {
         &self.skipped_wasm
+    }
+
+    /// What the socket folder holds so far (components found, entries
+    /// skipped and why), if socket discovery is on.
+    pub fn sockets(&self) -> Option<SocketReport> {
+        self.sockets.as_ref().map(|s| s.report())
     }
 
     /// The state store named `name`.
@@ -89,6 +110,7 @@ impl Host {
     /// seconds; errors are logged, not returned, so one stuck component does
     /// not keep the others open.
     pub async fn shutdown(self) {
+        drop(self._watcher);
         for info in self.registry.components().iter().rev().filter(|i| i.status == Status::Ready) {
             let name = info.name.as_str();
             let closed = tokio::time::timeout(CLOSE_TIMEOUT, close(&self.registry, info)).await;
@@ -130,6 +152,8 @@ pub struct HostBuilder {
     instances: Vec<(String, Instance)>,
     factories: Factories,
     embedded_defaults: bool,
+    socket_dir: Option<PathBuf>,
+    grpc: GrpcOptions,
 }
 
 impl Default for HostBuilder {
@@ -160,7 +184,26 @@ impl HostBuilder {
             instances: Vec::new(),
             factories,
             embedded_defaults: false,
+            socket_dir: None,
+            grpc: GrpcOptions::default(),
         }
+    }
+
+    /// Discovers Dapr pluggable components on the Unix sockets in `dir`
+    /// (off unless set; [`crate::grpc::discovery::default_socket_dir`] is
+    /// daprd's choice): a socket `orders.sock` serving
+    /// `dapr.proto.components.v1.StateStore` becomes type `state.orders`.
+    /// The folder stays watched: a component whose type is not known yet
+    /// waits, up to its `initTimeout`, for a socket that provides it.
+    pub fn socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.socket_dir = Some(dir.into());
+        self
+    }
+
+    /// Timeouts and limits of gRPC mode.
+    pub fn grpc_options(mut self, options: GrpcOptions) -> Self {
+        self.grpc = options;
+        self
     }
 
     /// Loads every Dapr Component YAML file in `dir`.
@@ -262,32 +305,108 @@ impl HostBuilder {
         std::fs::create_dir_all(&self.data_dir)
             .map_err(|source| Error::DataDir { path: self.data_dir.clone(), source })?;
 
+        // Sockets: one scan before anything starts, then watched.
+        let sockets = match &self.socket_dir {
+            Some(dir) => {
+                let sockets = SocketDirectory::new(dir, self.grpc.clone());
+                sockets.scan().await;
+                for type_name in sockets.type_names() {
+                    if self.factories.get(&type_name).is_some() {
+                        tracing::warn!("socket type `{type_name}` is shadowed by a built-in or embedded type");
+                    }
+                }
+                Some(sockets)
+            }
+            None => None,
+        };
+        let watcher = sockets.as_ref().map(|s| AbortOnDrop(tokio::spawn(s.clone().watch())));
+        let mut types = Types { factories: &self.factories, sockets: sockets.as_ref(), waits: HashMap::new() };
+        // Components whose type a socket may still bring wait for it, all at
+        // once, each up to its initTimeout (no start-up race: dapr/dapr#6180).
+        if let Some(sockets) = &sockets {
+            for spec in &specs {
+                let known = self.factories.get(&spec.type_name).is_some() || sockets.factory(&spec.type_name).is_some();
+                if !known && SocketDirectory::could_provide(&spec.type_name) {
+                    tracing::info!(
+                        component = %spec.name,
+                        r#type = %spec.type_name,
+                        "waiting up to {:?} (initTimeout) for a socket in {} to provide the type",
+                        spec.init_timeout,
+                        sockets.dir().display()
+                    );
+                    let wait = sockets.clone().wait_for(spec.type_name.clone(), spec.init_timeout);
+                    types.waits.insert(spec.name.clone(), AbortOnDrop(tokio::spawn(wait)));
+                }
+            }
+        }
+
         // Secret stores first: other components' `secretKeyRef`s read them.
-        specs.sort_by_key(|spec| !spec.type_name.starts_with("secretstores."));
+        // Then the components whose types are known, so they do not wait
+        // behind a socket that has not appeared yet; those come last.
+        specs.sort_by_key(|spec| {
+            let secret_store = spec.type_name.starts_with("secretstores.");
+            (!secret_store, !secret_store && types.waits.contains_key(&spec.name))
+        });
         for spec in &specs {
-            start_spec(spec, &self.factories, &self.data_dir, &mut builder).await?;
+            start_spec(spec, &mut types, &self.data_dir, &mut builder).await?;
         }
         for (name, instance) in self.instances {
             let spec = ComponentSpec { origin: Origin::Code, ..ComponentSpec::new(&name, "embedded") };
-            start(&spec, Mode::Embedded, instance, Metadata::new(), &mut builder).await?;
+            start(&spec, Mode::Embedded, instance, Metadata::new(), Health::default(), &mut builder).await?;
         }
-        Ok(Host { registry: builder.build(), data_dir: self.data_dir, skipped_wasm })
+        Ok(Host { registry: builder.build(), data_dir: self.data_dir, skipped_wasm, sockets, _watcher: watcher })
+    }
+}
+
+/// Where component types come from: factories (built-in, embedded) first,
+/// then the socket folder, with the waits of components whose socket has
+/// not appeared yet.
+struct Types<'a> {
+    factories: &'a Factories,
+    sockets: Option<&'a Arc<SocketDirectory>>,
+    waits: HashMap<String, AbortOnDrop<bool>>,
+}
+
+impl Types<'_> {
+    async fn resolve(&mut self, spec: &ComponentSpec) -> Result<Factory> {
+        if let Some(factory) = self.factories.get(&spec.type_name) {
+            return Ok(factory.clone());
+        }
+        let mut waited = String::new();
+        if let Some(sockets) = self.sockets {
+            if let Some(mut wait) = self.waits.remove(&spec.name) {
+                let _ = (&mut wait.0).await;
+                waited = format!(
+                    " (no socket in {} provided it within {:?}, the component's initTimeout)",
+                    sockets.dir().display(),
+                    spec.init_timeout
+                );
+            }
+            if let Some(factory) = sockets.factory(&spec.type_name) {
+                return Ok(factory);
+            }
+        }
+        let mut known: Vec<String> = self.factories.type_names().map(str::to_owned).collect();
+        known.extend(self.sockets.map(|s| s.type_names()).unwrap_or_default());
+        known.sort();
+        Err(Error::UnknownType {
+            name: spec.name.clone(),
+            origin: spec.origin.clone(),
+            type_name: spec.type_name.clone(),
+            known: known.join(", "),
+            waited,
+        })
     }
 }
 
 /// Makes, initialises and registers one configured component.
 async fn start_spec(
     spec: &ComponentSpec,
-    factories: &Factories,
+    types: &mut Types<'_>,
     data_dir: &Path,
     builder: &mut RegistryBuilder,
 ) -> Result<()> {
-    let factory = factories.get(&spec.type_name).ok_or_else(|| Error::UnknownType {
-        name: spec.name.clone(),
-        origin: spec.origin.clone(),
-        type_name: spec.type_name.clone(),
-        known: factories.type_names().collect::<Vec<_>>().join(", "),
-    })?;
+    let factory = types.resolve(spec).await?;
     if !matches!(spec.version.as_str(), "" | "v0" | "v1") {
         return Err(Error::UnknownVersion {
             name: spec.name.clone(),
@@ -298,16 +417,18 @@ async fn start_spec(
     }
     let fail = |reason: String| Error::Create { name: spec.name.clone(), origin: spec.origin.clone(), reason };
     let metadata = resolve_metadata(spec, builder).await.map_err(fail)?;
-    let context = FactoryContext { name: spec.name.clone(), data_dir: data_dir.to_owned() };
+    let health = Health::default();
+    let context = FactoryContext { name: spec.name.clone(), data_dir: data_dir.to_owned(), health: health.clone() };
     let made = (factory.make)(context).await.map_err(|e| fail(format!("{e:#}")));
     let result = match made {
-        Ok(instance) => start(spec, factory.mode, instance, metadata, builder).await,
+        Ok(instance) => start(spec, factory.mode, instance, metadata, health.clone(), builder).await,
         Err(e) => Err(e),
     };
     match result {
         Err(e) if spec.ignore_errors => {
             tracing::warn!(component = %spec.name, "skipped (ignoreErrors): {e}");
-            builder.add_failed(info(spec, factory.mode, Vec::new(), Status::Failed(e.to_string()), Vec::new()));
+            let failed = Status::Failed(e.to_string());
+            builder.add_failed(info(spec, factory.mode, Vec::new(), failed, health, Vec::new()));
             Ok(())
         }
         other => other,
@@ -319,6 +440,7 @@ fn info(
     mode: Mode,
     kinds: Vec<ComponentKind>,
     status: Status,
+    health: Health,
     features: Vec<String>,
 ) -> ComponentInfo {
     ComponentInfo {
@@ -328,6 +450,7 @@ fn info(
         version: spec.version.clone(),
         mode,
         status,
+        health,
         features,
         origin: spec.origin.clone(),
         key_prefix: None,
@@ -340,6 +463,7 @@ async fn start(
     mode: Mode,
     instance: Instance,
     metadata: Metadata,
+    health: Health,
     builder: &mut RegistryBuilder,
 ) -> Result<()> {
     let (name, origin) = (spec.name.clone(), spec.origin.clone());
@@ -347,11 +471,17 @@ async fn start(
     let key_prefix = metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case("keyPrefix")).map(|(_, v)| v.clone());
     let features = match tokio::time::timeout(spec.init_timeout, init(&instance, metadata)).await {
         Ok(Ok(features)) => features,
-        Ok(Err(source)) => return Err(Error::Init { name, origin, source }),
-        Err(_) => return Err(Error::InitTimeout { name, origin, after: spec.init_timeout }),
+        Ok(Err(source)) => {
+            close_instance(&instance).await;
+            return Err(Error::Init { name, origin, source });
+        }
+        Err(_) => {
+            close_instance(&instance).await;
+            return Err(Error::InitTimeout { name, origin, after: spec.init_timeout });
+        }
     };
     let kinds = instance.kinds();
-    let mut info = info(spec, mode, kinds.clone(), Status::Ready, features);
+    let mut info = info(spec, mode, kinds.clone(), Status::Ready, health, features);
     info.key_prefix = key_prefix;
     tracing::info!(
         component = %spec.name,
@@ -362,6 +492,30 @@ async fn start(
     );
     builder.add(info, instance);
     Ok(())
+}
+
+/// Releases an instance that never started (a gRPC one holds a connection
+/// and a supervisor task).
+async fn close_instance(instance: &Instance) {
+    let closing = async {
+        match instance {
+            Instance::State(store) => store.close().await,
+            Instance::PubSub(pubsub) => pubsub.close().await,
+            Instance::Bindings { input, output } => {
+                if let Some(input) = input {
+                    input.close().await?;
+                }
+                match output {
+                    Some(output) => output.close().await,
+                    None => Ok(()),
+                }
+            }
+            Instance::SecretStore(store) => store.close().await,
+        }
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(CLOSE_TIMEOUT, closing).await {
+        tracing::debug!("closing a component that failed to start: {e}");
+    }
 }
 
 /// Calls `init` on every side of `instance`, then asks for its features (or

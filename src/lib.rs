@@ -12,9 +12,13 @@
 //!   map per kind.
 //! * [`config`]: Dapr Component YAML.
 //! * [`builtins`]: the native component types and their names.
-//! * [`grpc`]: Dapr's protocols (generated code in [`grpc::pb`]).
 //! * [`wasm`]: loading `.wasm` components (one `Engine`, a precompiled cache,
 //!   kinds read from exports) and running them isolated.
+//! * [`grpc`]: gRPC mode: Dapr's pluggable component protocol over Unix
+//!   sockets (generated code in [`grpc::pb`]); socket discovery through
+//!   reflection, a watched socket folder, connections that reconnect and
+//!   replay `Init`, acked streams. The adapters (`GrpcStateStore`, ...) live
+//!   with their kinds.
 //! * [`api`]: the Dapr-compatible sidecar API (gRPC and HTTP) over a
 //!   [`Registry`]: key prefixing, CloudEvents, errors, API token, limits.
 //! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.

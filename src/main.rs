@@ -49,6 +49,17 @@ struct Sources {
     /// [default: $XDG_DATA_HOME/plughost or ~/.local/share/plughost].
     #[arg(long, value_name = "DIR", env = "PLUGHOST_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Folder of Dapr pluggable component sockets (`<name>.sock`, found
+    /// through gRPC reflection as types `state.<name>`, `pubsub.<name>`, ...).
+    /// Watched: sockets that appear later are found too. Note that the Go
+    /// component SDK reads DAPR_COMPONENT_SOCKETS_FOLDER (singular).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "DAPR_COMPONENTS_SOCKETS_FOLDER",
+        default_value = plughost::grpc::discovery::DEFAULT_SOCKETS_FOLDER
+    )]
+    sockets_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -128,7 +139,7 @@ impl Sources {
         if let Some(dir) = &self.wasm_dir {
             builder = builder.wasm_dir(dir);
         }
-        builder
+        builder.socket_dir(&self.sockets_dir)
     }
 }
 
@@ -198,7 +209,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Components { command: ComponentsCommand::List(sources) } => {
             let host = sources.builder().build().await?;
             print!("{}", table(host.components()));
-            for (path, reason) in host.skipped_wasm() {
+            let skipped_sockets = host.sockets().map(|report| report.skipped).unwrap_or_default();
+            for (path, reason) in host.skipped_wasm().iter().cloned().chain(skipped_sockets) {
                 println!("skipped {}: {reason}", path.display());
             }
             host.shutdown().await;
@@ -211,7 +223,13 @@ fn table(components: &[plughost::registry::ComponentInfo]) -> String {
     let mut rows = vec![["NAME", "KIND", "TYPE", "MODE", "STATUS"].map(String::from)];
     for c in components {
         let kinds = c.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",");
-        rows.push([c.name.clone(), kinds, c.type_name.clone(), c.mode.as_str().to_owned(), c.status.to_string()]);
+        rows.push([
+            c.name.clone(),
+            kinds,
+            c.type_name.clone(),
+            c.mode.as_str().to_owned(),
+            c.current_status().to_string(),
+        ]);
     }
     let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use futures::future::BoxFuture;
 
@@ -92,6 +92,9 @@ pub struct FactoryContext {
     pub name: String,
     /// The host's data directory, for components that persist.
     pub data_dir: PathBuf,
+    /// Where the instance reports its health after start-up (gRPC
+    /// components do; in-process ones have nothing to report).
+    pub health: Health,
 }
 
 /// Makes one instance per configured component. Async, because making one
@@ -151,6 +154,9 @@ pub enum Status {
     Ready,
     /// Init failed or timed out and `ignoreErrors` was set: not registered.
     Failed(String),
+    /// Registered, but not answering right now (a gRPC component whose
+    /// process is down, or whose ping fails); see [`ComponentInfo::current_status`].
+    Unavailable(String),
 }
 
 impl std::fmt::Display for Status {
@@ -158,7 +164,31 @@ impl std::fmt::Display for Status {
         match self {
             Status::Ready => f.write_str("ready"),
             Status::Failed(reason) => write!(f, "failed: {reason}"),
+            Status::Unavailable(reason) => write!(f, "unavailable: {reason}"),
         }
+    }
+}
+
+/// A component's health after start-up, shared between the component (which
+/// updates it: a gRPC component's periodic ping and its connection state) and
+/// listings (which read it). Cheap to clone; healthy until told otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<RwLock<Option<String>>>);
+
+impl Health {
+    /// Marks the component healthy.
+    pub fn set_ready(&self) {
+        *self.0.write().expect("health lock") = None;
+    }
+
+    /// Marks the component unavailable, saying why.
+    pub fn set_unavailable(&self, reason: impl Into<String>) {
+        *self.0.write().expect("health lock") = Some(reason.into());
+    }
+
+    /// Why the component is unavailable, if it is.
+    pub fn problem(&self) -> Option<String> {
+        self.0.read().expect("health lock").clone()
     }
 }
 
@@ -175,8 +205,10 @@ pub struct ComponentInfo {
     pub version: String,
     /// Where it runs.
     pub mode: Mode,
-    /// Serving or not.
+    /// Serving or not, as start-up left it.
     pub status: Status,
+    /// Health since start-up; [`Self::current_status`] combines both.
+    pub health: Health,
     /// Feature strings (state, pub/sub, secrets) or operations (output bindings).
     pub features: Vec<String>,
     /// Where it was defined.
@@ -184,6 +216,17 @@ pub struct ComponentInfo {
     /// State stores: the `keyPrefix` metadata, Dapr's key prefixing strategy,
     /// which the sidecar API applies before calling the store.
     pub key_prefix: Option<String>,
+}
+
+impl ComponentInfo {
+    /// The status now: `failed` if start-up failed, else `unavailable` while
+    /// the component's health says so, else `ready`.
+    pub fn current_status(&self) -> Status {
+        match (&self.status, self.health.problem()) {
+            (Status::Ready, Some(problem)) => Status::Unavailable(problem),
+            (status, _) => status.clone(),
+        }
+    }
 }
 
 /// A lookup that found nothing, or a registration that clashed.
@@ -363,6 +406,7 @@ mod tests {
             version: String::new(),
             mode: Mode::Builtin,
             status: Status::Ready,
+            health: Health::default(),
             features: Vec::new(),
             origin,
             key_prefix: None,

@@ -33,7 +33,8 @@ use crate::kinds::{ComponentError, ComponentKind, Metadata};
 /// host timeout only catches guests stuck in a host call.
 const HOST_TIMEOUT_GRACE: Duration = Duration::from_millis(500);
 
-/// What the host calls on a guest, implemented once per WIT world.
+/// What the host calls on a guest, implemented once per WIT world by
+/// [`wasm_guest!`](crate::wasm_guest).
 pub(crate) trait Guest: Sized + Send + Sync + 'static {
     /// The typed `InstancePre` of the world (export types checked once).
     type Pre: Clone + Send + Sync + 'static;
@@ -46,24 +47,70 @@ pub(crate) trait Guest: Sized + Send + Sync + 'static {
 
     /// The world's `lifecycle.init`.
     #[allow(clippy::ptr_arg, reason = "the generated `call_init` takes `&Vec`")]
-    fn init<'a>(
-        &'a self,
-        store: &'a mut Store<HostState>,
-        metadata: &'a Vec<(String, String)>,
-    ) -> BoxFuture<'a, wasmtime::Result<Result<(), WitError>>>;
+    fn init<'a>(&'a self, store: &'a mut Store<HostState>, metadata: &'a Vec<(String, String)>) -> Call<'a, ()>;
+
+    /// The world's `lifecycle.features`.
+    fn features<'a>(&'a self, store: &'a mut Store<HostState>) -> Call<'a, Vec<String>>;
+
+    /// The world's `lifecycle.ping`.
+    fn ping<'a>(&'a self, store: &'a mut Store<HostState>) -> Call<'a, ()>;
+}
+
+/// Implements [`Guest`] for a bindgen world: `wasm_guest!(StateComponent, StateComponentPre)`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! wasm_guest {
+    ($world:ident, $pre:ident) => {
+        impl $crate::wasm::instances::Guest for $world {
+            type Pre = $pre<$crate::wasm::HostState>;
+
+            fn pre(pre: &::wasmtime::component::InstancePre<$crate::wasm::HostState>) -> ::wasmtime::Result<Self::Pre> {
+                $pre::new(pre.clone())
+            }
+
+            fn instantiate<'a>(
+                pre: &'a Self::Pre,
+                store: &'a mut ::wasmtime::Store<$crate::wasm::HostState>,
+            ) -> ::futures::future::BoxFuture<'a, ::wasmtime::Result<Self>> {
+                Box::pin(pre.instantiate_async(store))
+            }
+
+            fn init<'a>(
+                &'a self,
+                store: &'a mut ::wasmtime::Store<$crate::wasm::HostState>,
+                metadata: &'a Vec<(String, String)>,
+            ) -> $crate::wasm::instances::Call<'a, ()> {
+                Box::pin(self.plughost_components_lifecycle().call_init(store, metadata))
+            }
+
+            fn features<'a>(
+                &'a self,
+                store: &'a mut ::wasmtime::Store<$crate::wasm::HostState>,
+            ) -> $crate::wasm::instances::Call<'a, Vec<String>> {
+                Box::pin(async move { self.plughost_components_lifecycle().call_features(store).await.map(Ok) })
+            }
+
+            fn ping<'a>(
+                &'a self,
+                store: &'a mut ::wasmtime::Store<$crate::wasm::HostState>,
+            ) -> $crate::wasm::instances::Call<'a, ()> {
+                Box::pin(self.plughost_components_lifecycle().call_ping(store))
+            }
+        }
+    };
 }
 
 /// Validates the exports of every kind `pre` claims, at load time, so a
 /// component with a mismatched signature fails then and not on its first call.
 pub(crate) fn check_exports(pre: &InstancePre<HostState>, kinds: &[ComponentKind]) -> anyhow::Result<()> {
-    use crate::kinds::{input_binding, output_binding, pubsub, secret_store, state};
+    use super::bindings::{input_binding, output_binding, pubsub, secret_store, state};
     for kind in kinds {
         let checked = match kind {
-            ComponentKind::State => state::WasmStateStore::check(pre),
-            ComponentKind::PubSub => pubsub::WasmPubSub::check(pre),
-            ComponentKind::InputBinding => input_binding::WasmInputBinding::check(pre),
-            ComponentKind::OutputBinding => output_binding::WasmOutputBinding::check(pre),
-            ComponentKind::SecretStore => secret_store::WasmSecretStore::check(pre),
+            ComponentKind::State => Instances::<state::StateComponent>::check(pre),
+            ComponentKind::PubSub => Instances::<pubsub::PubsubComponent>::check(pre),
+            ComponentKind::InputBinding => Instances::<input_binding::InputBindingComponent>::check(pre),
+            ComponentKind::OutputBinding => Instances::<output_binding::OutputBindingComponent>::check(pre),
+            ComponentKind::SecretStore => Instances::<secret_store::SecretStoreComponent>::check(pre),
         };
         checked.map_err(|e| anyhow::anyhow!("exports {} with the wrong shape: {e:#}", super::export_name(*kind)))?;
     }
@@ -97,6 +144,21 @@ pub(crate) type Call<'a, T> = BoxFuture<'a, wasmtime::Result<Result<T, WitError>
 impl<G: Guest> Instances<G> {
     pub(crate) fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
         Self { name: name.to_owned(), loaded, configured: OnceLock::new(), next: AtomicUsize::new(0) }
+    }
+
+    /// The guest's `lifecycle.features`.
+    pub(crate) async fn features(&self) -> Result<Vec<String>, ComponentError> {
+        self.call("features", |g, s| g.features(s)).await
+    }
+
+    /// The guest's `lifecycle.ping`.
+    pub(crate) async fn ping(&self) -> Result<(), ComponentError> {
+        self.call("ping", |g, s| g.ping(s)).await
+    }
+
+    /// Checks at load time that `pre` exports `G`'s world with the right types.
+    pub(crate) fn check(pre: &InstancePre<HostState>) -> wasmtime::Result<()> {
+        G::pre(pre).map(|_| ())
     }
 
     /// The configured name, for errors.

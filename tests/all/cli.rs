@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 
 fn plughost() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_plughost"));
-    command.env("RUST_LOG", "info").env_remove("PLUGHOST_COMPONENTS").env_remove("PLUGHOST_DATA_DIR");
+    command
+        .env("RUST_LOG", "info")
+        .env_remove("PLUGHOST_COMPONENTS")
+        .env_remove("PLUGHOST_DATA_DIR")
+        // Hermetic: not whatever sockets the machine has in /tmp.
+        .env("DAPR_COMPONENTS_SOCKETS_FOLDER", "/nonexistent/plughost-test-sockets");
     command
 }
 
@@ -163,4 +168,94 @@ fn run_starts_on_the_defaults_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+}
+
+fn component_yaml(name: &str, type_name: &str, init_timeout: &str) -> String {
+    format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: {type_name}\n  version: v1\n  initTimeout: {init_timeout}\n"
+    )
+}
+
+#[test]
+fn components_list_shows_grpc_components() {
+    use crate::support::grpc::{ComponentProcess, Program, short_tempdir};
+    let dir = short_tempdir();
+    let (sockets, components) = (dir.path().join("s"), dir.path().join("c"));
+    std::fs::create_dir(&sockets).unwrap();
+    std::fs::create_dir(&components).unwrap();
+    let _kv = ComponentProcess::start(Program::Rust("state"), sockets.join("kv.sock"), dir.path().join("cdata"));
+    std::fs::write(components.join("cache.yaml"), component_yaml("cache", "state.kv", "5s")).unwrap();
+    std::fs::write(sockets.join("README"), "not a socket").unwrap();
+    let mut command = plughost();
+    command
+        .args(["components", "list", "--components"])
+        .arg(&components)
+        .arg("--sockets-dir")
+        .arg(&sockets)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"));
+    let output = output_within(command, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rows: Vec<Vec<&str>> = stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert!(rows.contains(&vec!["cache", "state", "state.kv", "grpc", "ready"]), "{stdout}");
+    let skipped = format!("skipped {}: not a socket (a regular file)", sockets.join("README").display());
+    assert!(stdout.lines().any(|l| l == skipped), "{stdout}");
+}
+
+#[test]
+fn run_waits_for_a_late_socket_then_serves() {
+    use crate::support::grpc::{ComponentProcess, Program, grpc_components_binary, short_tempdir};
+    grpc_components_binary(); // built before the clock below starts
+    let dir = short_tempdir();
+    let (sockets, components) = (dir.path().join("s"), dir.path().join("c"));
+    std::fs::create_dir(&sockets).unwrap();
+    std::fs::create_dir(&components).unwrap();
+    std::fs::write(components.join("late.yaml"), component_yaml("late", "state.later", "60s")).unwrap();
+    let child = plughost()
+        .arg("run")
+        .arg("--components")
+        .arg(&components)
+        .arg("--sockets-dir")
+        .arg(&sockets)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |marker: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                let found = line.contains(marker);
+                seen.push(line);
+                if found {
+                    return seen;
+                }
+            }
+        }
+        panic!("no line with {marker:?}; got:\n{}", seen.join("\n"));
+    };
+    wait_for("waiting up to");
+    let _later = ComponentProcess::start(Program::Rust("state"), sockets.join("later.sock"), dir.path().join("cdata"));
+    let log = wait_for("plughost running").join("\n");
+    assert!(log.contains("component=late") && log.contains("mode=\"grpc\""), "{log}");
+    Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
+    let started = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(30), "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

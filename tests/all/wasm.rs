@@ -298,3 +298,41 @@ async fn wasi_grants_come_from_metadata() {
     assert!(probe(&host, "probe:env:HOME").await.starts_with("denied"), "only the named variables");
     assert!(probe(&host, "probe:read:/etc/passwd").await.starts_with("denied"), "only the granted directory");
 }
+
+/// Every tracing event of this test process, as text (installed once).
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static std::sync::Mutex<Vec<u8>> = Box::leak(Box::default());
+        let writer = move || Capture(logs);
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter("plughost=debug").finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the tests");
+        logs
+    })
+}
+
+struct Capture(&'static std::sync::Mutex<Vec<u8>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_stderr_and_log_calls_reach_tracing_with_the_component_name() {
+    let logs = captured_logs();
+    let (host, _dir) = misbehaving("wasm-state-trap", &[]).await;
+    let store = host.state("under-test").unwrap();
+    store.get(GetRequest::new("boom")).await.unwrap_err();
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let line = |needle: &str| text.lines().find(|l| l.contains(needle) && l.contains("under-test")).map(str::to_owned);
+    assert!(line("in-memory state store ready").is_some(), "the guest's log call, tagged with the component:\n{text}");
+    let panic = line("panics on purpose").unwrap_or_else(|| panic!("the guest's stderr:\n{text}"));
+    assert!(panic.contains("stream=\"stderr\"") || panic.contains("stream=stderr"), "{panic}");
+}

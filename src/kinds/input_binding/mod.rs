@@ -2,11 +2,13 @@
 //! Dapr's `dapr.proto.components.v1.InputBinding` (`Read` stream with acks).
 
 mod cron;
+mod grpc;
 mod wasm;
 
 use super::{Deliveries, Metadata, Result};
 
 pub use cron::CronBinding;
+pub use grpc::GrpcInputBinding;
 pub use wasm::WasmInputBinding;
 
 /// One event from the source.

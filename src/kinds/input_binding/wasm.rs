@@ -7,16 +7,11 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
-
 use super::{InputBinding, InputEvent};
 use crate::kinds::{Deliveries, Delivery, Metadata, Result};
-use crate::wasm::bindings::WitError;
 use crate::wasm::bindings::input_binding::{InputBindingComponent, InputBindingComponentPre};
-use crate::wasm::instances::{Guest, Instances};
-use crate::wasm::{HostState, LoadedComponent, from_wit};
+use crate::wasm::instances::Instances;
+use crate::wasm::{LoadedComponent, from_wit};
 
 /// Events requested per poll.
 const BATCH: u32 = 16;
@@ -26,34 +21,12 @@ pub struct WasmInputBinding {
     instances: Arc<Instances<InputBindingComponent>>,
 }
 
-impl Guest for InputBindingComponent {
-    type Pre = InputBindingComponentPre<HostState>;
-
-    fn pre(pre: &InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        InputBindingComponentPre::new(pre.clone())
-    }
-
-    fn instantiate<'a>(pre: &'a Self::Pre, store: &'a mut Store<HostState>) -> BoxFuture<'a, wasmtime::Result<Self>> {
-        Box::pin(pre.instantiate_async(store))
-    }
-
-    fn init<'a>(
-        &'a self,
-        store: &'a mut Store<HostState>,
-        metadata: &'a Vec<(String, String)>,
-    ) -> BoxFuture<'a, wasmtime::Result<std::result::Result<(), WitError>>> {
-        Box::pin(self.plughost_components_lifecycle().call_init(store, metadata))
-    }
-}
+crate::wasm_guest!(InputBindingComponent, InputBindingComponentPre);
 
 impl WasmInputBinding {
     /// An adapter for the component `name`, instantiated at `init`.
     pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
         Self { instances: Arc::new(Instances::new(loaded, name)) }
-    }
-
-    pub(crate) fn check(pre: &InstancePre<HostState>) -> wasmtime::Result<()> {
-        InputBindingComponent::pre(pre).map(|_| ())
     }
 }
 
@@ -131,7 +104,7 @@ impl InputBinding for WasmInputBinding {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.instances.call("ping", |g, s| Box::pin(g.plughost_components_lifecycle().call_ping(s))).await
+        self.instances.ping().await
     }
 
     async fn read(&self) -> Result<Deliveries<InputEvent>> {

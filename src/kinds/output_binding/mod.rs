@@ -1,11 +1,13 @@
 //! The `output binding` kind: something the app invokes operations on, shaped
 //! after Dapr's `dapr.proto.components.v1.OutputBinding`.
 
+mod grpc;
 mod localstorage;
 mod wasm;
 
 use super::{Metadata, Result};
 
+pub use grpc::GrpcOutputBinding;
 pub use localstorage::LocalStorageBinding;
 pub use wasm::WasmOutputBinding;
 

@@ -5,11 +5,13 @@
 //! nacked. A nack, or a message still unanswered when the subscriber drops the
 //! stream, is delivered again.
 
+mod grpc;
 mod memory;
 mod wasm;
 
 use super::{Deliveries, Metadata, Result};
 
+pub use grpc::GrpcPubSub;
 pub use memory::MemoryPubSub;
 pub use wasm::WasmPubSub;
 

@@ -12,18 +12,14 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use tokio::sync::Notify;
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
 
 use super::{BulkMessage, FailedEntry, Message, PubSub, PublishRequest};
 use crate::kinds::{ComponentError, Deliveries, Delivery, Metadata, Result};
-use crate::wasm::bindings::WitError;
 use crate::wasm::bindings::pubsub::exports::plughost::components::pubsub as wit;
 use crate::wasm::bindings::pubsub::{PubsubComponent, PubsubComponentPre};
-use crate::wasm::instances::{Guest, Instances};
-use crate::wasm::{HostState, LoadedComponent, from_wit, to_wit};
+use crate::wasm::instances::Instances;
+use crate::wasm::{LoadedComponent, from_wit, to_wit};
 
 /// How many unanswered messages one subscriber may hold.
 const IN_FLIGHT: usize = 64;
@@ -34,34 +30,12 @@ pub struct WasmPubSub {
     published: Arc<Notify>,
 }
 
-impl Guest for PubsubComponent {
-    type Pre = PubsubComponentPre<HostState>;
-
-    fn pre(pre: &InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        PubsubComponentPre::new(pre.clone())
-    }
-
-    fn instantiate<'a>(pre: &'a Self::Pre, store: &'a mut Store<HostState>) -> BoxFuture<'a, wasmtime::Result<Self>> {
-        Box::pin(pre.instantiate_async(store))
-    }
-
-    fn init<'a>(
-        &'a self,
-        store: &'a mut Store<HostState>,
-        metadata: &'a Vec<(String, String)>,
-    ) -> BoxFuture<'a, wasmtime::Result<std::result::Result<(), WitError>>> {
-        Box::pin(self.plughost_components_lifecycle().call_init(store, metadata))
-    }
-}
+crate::wasm_guest!(PubsubComponent, PubsubComponentPre);
 
 impl WasmPubSub {
     /// An adapter for the component `name`, instantiated at `init`.
     pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
         Self { instances: Arc::new(Instances::new(loaded, name)), published: Arc::new(Notify::new()) }
-    }
-
-    pub(crate) fn check(pre: &InstancePre<HostState>) -> wasmtime::Result<()> {
-        PubsubComponent::pre(pre).map(|_| ())
     }
 }
 
@@ -174,15 +148,11 @@ impl PubSub for WasmPubSub {
     }
 
     async fn features(&self) -> Result<Vec<String>> {
-        self.instances
-            .call("features", |g, s| {
-                Box::pin(async move { g.plughost_components_lifecycle().call_features(s).await.map(Ok) })
-            })
-            .await
+        self.instances.features().await
     }
 
     async fn ping(&self) -> Result<()> {
-        self.instances.call("ping", |g, s| Box::pin(g.plughost_components_lifecycle().call_ping(s))).await
+        self.instances.ping().await
     }
 
     async fn publish(&self, request: PublishRequest) -> Result<()> {

@@ -4,6 +4,7 @@
 
 mod env;
 mod file;
+mod grpc;
 mod wasm;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use super::{Metadata, Result};
 
 pub use env::EnvSecretStore;
 pub use file::FileSecretStore;
+pub use grpc::GrpcSecretStore;
 pub use wasm::WasmSecretStore;
 
 /// One secret: value name → value.

@@ -4,50 +4,23 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
-
 use super::{Secret, SecretStore};
 use crate::kinds::{Metadata, Result};
-use crate::wasm::bindings::WitError;
 use crate::wasm::bindings::secret_store::{SecretStoreComponent, SecretStoreComponentPre};
-use crate::wasm::instances::{Guest, Instances};
-use crate::wasm::{HostState, LoadedComponent, to_wit};
+use crate::wasm::instances::Instances;
+use crate::wasm::{LoadedComponent, to_wit};
 
 /// A [`SecretStore`] backed by a WASM component.
 pub struct WasmSecretStore {
     instances: Instances<SecretStoreComponent>,
 }
 
-impl Guest for SecretStoreComponent {
-    type Pre = SecretStoreComponentPre<HostState>;
-
-    fn pre(pre: &InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        SecretStoreComponentPre::new(pre.clone())
-    }
-
-    fn instantiate<'a>(pre: &'a Self::Pre, store: &'a mut Store<HostState>) -> BoxFuture<'a, wasmtime::Result<Self>> {
-        Box::pin(pre.instantiate_async(store))
-    }
-
-    fn init<'a>(
-        &'a self,
-        store: &'a mut Store<HostState>,
-        metadata: &'a Vec<(String, String)>,
-    ) -> BoxFuture<'a, wasmtime::Result<std::result::Result<(), WitError>>> {
-        Box::pin(self.plughost_components_lifecycle().call_init(store, metadata))
-    }
-}
+crate::wasm_guest!(SecretStoreComponent, SecretStoreComponentPre);
 
 impl WasmSecretStore {
     /// An adapter for the component `name`, instantiated at `init`.
     pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
         Self { instances: Instances::new(loaded, name) }
-    }
-
-    pub(crate) fn check(pre: &InstancePre<HostState>) -> wasmtime::Result<()> {
-        SecretStoreComponent::pre(pre).map(|_| ())
     }
 }
 
@@ -58,15 +31,11 @@ impl SecretStore for WasmSecretStore {
     }
 
     async fn features(&self) -> Result<Vec<String>> {
-        self.instances
-            .call("features", |g, s| {
-                Box::pin(async move { g.plughost_components_lifecycle().call_features(s).await.map(Ok) })
-            })
-            .await
+        self.instances.features().await
     }
 
     async fn ping(&self) -> Result<()> {
-        self.instances.call("ping", |g, s| Box::pin(g.plughost_components_lifecycle().call_ping(s))).await
+        self.instances.ping().await
     }
 
     async fn get(&self, key: &str, metadata: Metadata) -> Result<Secret> {

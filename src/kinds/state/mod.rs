@@ -6,7 +6,9 @@
 //! |----------------|-----------------|-----------------------------------------|
 //! | [`MemoryStateStore`] | `state.in-memory` | process memory                   |
 //! | [`SqliteStateStore`] | `state.sqlite`    | one SQLite file in the data dir  |
+//! | [`GrpcStateStore`]   | `state.<socket>`  | another process (Dapr pluggable) |
 
+mod grpc;
 mod memory;
 mod rules;
 mod sqlite;
@@ -14,6 +16,7 @@ mod wasm;
 
 use super::{Metadata, Result};
 
+pub use grpc::GrpcStateStore;
 pub use memory::MemoryStateStore;
 pub use rules::{TTL_EXPIRE_TIME, TTL_IN_SECONDS, parse_ttl};
 pub use sqlite::SqliteStateStore;

@@ -3,20 +3,15 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
-
 use super::{
     BulkStateItem, Concurrency, Consistency, DeleteRequest, GetRequest, SetRequest, StateItem, StateOptions,
     StateStore, TransactionOperation,
 };
 use crate::kinds::{ComponentError, Metadata, Result};
-use crate::wasm::bindings::WitError;
 use crate::wasm::bindings::state::exports::plughost::components::state as wit;
 use crate::wasm::bindings::state::{StateComponent, StateComponentPre};
-use crate::wasm::instances::{Guest, Instances};
-use crate::wasm::{HostState, LoadedComponent, from_wit, to_wit};
+use crate::wasm::instances::Instances;
+use crate::wasm::{LoadedComponent, from_wit, to_wit};
 
 /// A [`StateStore`] backed by a WASM component's instance(s); see
 /// [`crate::wasm::instances`] for how calls are isolated.
@@ -24,34 +19,12 @@ pub struct WasmStateStore {
     instances: Instances<StateComponent>,
 }
 
-impl Guest for StateComponent {
-    type Pre = StateComponentPre<HostState>;
-
-    fn pre(pre: &InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        StateComponentPre::new(pre.clone())
-    }
-
-    fn instantiate<'a>(pre: &'a Self::Pre, store: &'a mut Store<HostState>) -> BoxFuture<'a, wasmtime::Result<Self>> {
-        Box::pin(pre.instantiate_async(store))
-    }
-
-    fn init<'a>(
-        &'a self,
-        store: &'a mut Store<HostState>,
-        metadata: &'a Vec<(String, String)>,
-    ) -> BoxFuture<'a, wasmtime::Result<std::result::Result<(), WitError>>> {
-        Box::pin(self.plughost_components_lifecycle().call_init(store, metadata))
-    }
-}
+crate::wasm_guest!(StateComponent, StateComponentPre);
 
 impl WasmStateStore {
     /// An adapter for the component `name`, instantiated at `init`.
     pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
         Self { instances: Instances::new(loaded, name) }
-    }
-
-    pub(crate) fn check(pre: &InstancePre<HostState>) -> wasmtime::Result<()> {
-        StateComponent::pre(pre).map(|_| ())
     }
 }
 
@@ -112,15 +85,11 @@ impl StateStore for WasmStateStore {
     }
 
     async fn features(&self) -> Result<Vec<String>> {
-        self.instances
-            .call("features", |g, s| {
-                Box::pin(async move { g.plughost_components_lifecycle().call_features(s).await.map(Ok) })
-            })
-            .await
+        self.instances.features().await
     }
 
     async fn ping(&self) -> Result<()> {
-        self.instances.call("ping", |g, s| Box::pin(g.plughost_components_lifecycle().call_ping(s))).await
+        self.instances.ping().await
     }
 
     async fn get(&self, request: GetRequest) -> Result<Option<StateItem>> {

@@ -93,12 +93,14 @@ fn wasm_components() {
     check(result, &types);
 }
 
-/// gRPC mode: the Rust pluggable components of `components/grpc-components`
-/// as separate processes on Unix sockets. Filled in once gRPC mode is merged
-/// (see `support::sidecar::grpc`).
 #[test]
-#[ignore = "gRPC mode is not merged into this branch yet; see support::sidecar::grpc"]
 fn grpc_components() {
-    let (components, types) = sidecar::grpc();
-    check(scenario(&components), &types);
+    let result = scenario(&sidecar::grpc());
+    let types = [
+        ("broker", "pubsub.queue"),
+        ("files", "bindings.blobs"),
+        ("store", "state.kv"),
+        ("vault", "secretstores.keys"),
+    ];
+    check(result, &types);
 }

@@ -110,3 +110,5 @@ output_binding_suite!(localstorage, crate::support::localstorage());
 input_binding_suite!(cron, crate::support::cron());
 output_binding_suite!(wasm_output, crate::support::wasm_output_binding());
 input_binding_suite!(wasm_input, crate::support::wasm_input_binding());
+output_binding_suite!(grpc_rust_output, crate::support::grpc_output_binding());
+input_binding_suite!(grpc_rust_input, crate::support::grpc_input_binding());

@@ -48,3 +48,4 @@ macro_rules! secret_store_suite {
 secret_store_suite!(env, crate::support::env_secrets());
 secret_store_suite!(file, crate::support::file_secrets());
 secret_store_suite!(wasm, crate::support::wasm_secrets());
+secret_store_suite!(grpc_rust, crate::support::grpc_secrets());

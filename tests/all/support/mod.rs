@@ -1,8 +1,10 @@
 //! Fixtures shared by the test modules.
 
+pub mod grpc;
 pub mod sidecar;
 pub mod wasm;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use plughost::Host;
@@ -19,6 +21,7 @@ use tempfile::TempDir;
 pub struct Fixture<T: ?Sized> {
     pub component: Arc<T>,
     _host: Host,
+    _process: Option<grpc::ComponentProcess>,
     _dir: TempDir,
 }
 
@@ -70,61 +73,61 @@ pub async fn wasm_host(prefix: &str, wasm: std::path::PathBuf, metadata: &[(&str
 
 pub async fn wasm_state(crate_name: &str) -> Fixture<dyn StateStore> {
     let (host, dir) = wasm_host("state", wasm::guest(crate_name), &[]).await;
-    Fixture { component: host.state("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.state("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 pub async fn python_wasm_state() -> Fixture<dyn StateStore> {
     let (host, dir) = wasm_host("state", wasm::python_state(), &[]).await;
-    Fixture { component: host.state("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.state("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 pub async fn wasm_pubsub() -> Fixture<dyn PubSub> {
     let (host, dir) = wasm_host("pubsub", wasm::guest("wasm-pubsub"), &[]).await;
-    Fixture { component: host.pubsub("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.pubsub("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 pub async fn wasm_output_binding() -> Fixture<dyn OutputBinding> {
     let (host, dir) = wasm_host("bindings", wasm::guest("wasm-output-binding"), &[]).await;
-    Fixture { component: host.output_binding("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.output_binding("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 pub async fn wasm_input_binding() -> Fixture<dyn InputBinding> {
     let (host, dir) = wasm_host("bindings", wasm::guest("wasm-input-binding"), &[("intervalMs", "50")]).await;
-    Fixture { component: host.input_binding("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.input_binding("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 pub async fn wasm_secrets() -> Fixture<dyn SecretStore> {
     let secrets = [("secret.CONFORMANCE_SECRET", "s3cret"), ("secret.db:password", "pw")];
     let (host, dir) = wasm_host("secretstores", wasm::guest("wasm-secret-store"), &secrets).await;
-    Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 pub async fn builtin_state(type_name: &str) -> Fixture<dyn StateStore> {
     let (host, dir) = host_with(type_name, |_, spec| spec).await;
-    Fixture { component: host.state("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.state("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 pub async fn builtin_pubsub(type_name: &str) -> Fixture<dyn PubSub> {
     let (host, dir) = host_with(type_name, |_, spec| spec).await;
-    Fixture { component: host.pubsub("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.pubsub("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 pub async fn localstorage() -> Fixture<dyn OutputBinding> {
     let (host, dir) =
         host_with("bindings.localstorage", |dir, spec| spec.with("rootPath", dir.join("files").to_str().unwrap()))
             .await;
-    Fixture { component: host.output_binding("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.output_binding("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 pub async fn cron() -> Fixture<dyn InputBinding> {
     let (host, dir) = host_with("bindings.cron", |_, spec| spec.with("schedule", "@every 50ms")).await;
-    Fixture { component: host.input_binding("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.input_binding("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 /// `secretstores.local.env` over the variables `.cargo/config.toml` sets.
 pub async fn env_secrets() -> Fixture<dyn SecretStore> {
     let (host, dir) = host_with("secretstores.local.env", |_, spec| spec.with("prefix", "PLUGHOST_TEST_")).await;
-    Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
 
 /// The JSON every file-based secret fixture starts from.
@@ -137,5 +140,62 @@ pub async fn file_secrets() -> Fixture<dyn SecretStore> {
         spec.with("secretsFile", path.to_str().unwrap())
     })
     .await;
-    Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _dir: dir }
+    Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _process: None, _dir: dir }
+}
+
+/// Starts `program` on `<tmp>/sockets/under-test.sock` and a host that
+/// discovers it, with the single component `under-test` of type
+/// `<type_prefix>.under-test`; `setup` may adjust the spec.
+pub async fn grpc_host(
+    program: grpc::Program,
+    type_prefix: &str,
+    setup: impl FnOnce(&Path, ComponentSpec) -> ComponentSpec,
+) -> (Host, grpc::ComponentProcess, TempDir) {
+    let dir = grpc::short_tempdir();
+    let sockets = dir.path().join("sockets");
+    std::fs::create_dir(&sockets).unwrap();
+    let process = grpc::ComponentProcess::start(program, sockets.join("under-test.sock"), dir.path().join("cdata"));
+    let type_name = format!("{type_prefix}.under-test");
+    let spec = setup(dir.path(), ComponentSpec::new("under-test", &type_name));
+    let host = Host::builder()
+        .data_dir(dir.path().join("data"))
+        .socket_dir(&sockets)
+        .component(spec)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("starting {type_name} ({program:?}): {e}"));
+    (host, process, dir)
+}
+
+pub async fn grpc_state(program: grpc::Program) -> Fixture<dyn StateStore> {
+    let (host, process, dir) = grpc_host(program, "state", |_, spec| spec).await;
+    Fixture { component: host.state("under-test").unwrap(), _host: host, _process: Some(process), _dir: dir }
+}
+
+pub async fn grpc_pubsub() -> Fixture<dyn PubSub> {
+    let (host, process, dir) = grpc_host(grpc::Program::Rust("pubsub"), "pubsub", |_, spec| spec).await;
+    Fixture { component: host.pubsub("under-test").unwrap(), _host: host, _process: Some(process), _dir: dir }
+}
+
+pub async fn grpc_output_binding() -> Fixture<dyn OutputBinding> {
+    let (host, process, dir) = grpc_host(grpc::Program::Rust("output-binding"), "bindings", |dir, spec| {
+        spec.with("rootPath", dir.join("files").to_str().unwrap())
+    })
+    .await;
+    Fixture { component: host.output_binding("under-test").unwrap(), _host: host, _process: Some(process), _dir: dir }
+}
+
+pub async fn grpc_input_binding() -> Fixture<dyn InputBinding> {
+    let (host, process, dir) =
+        grpc_host(grpc::Program::Rust("input-binding"), "bindings", |_, spec| spec.with("interval", "50ms")).await;
+    Fixture { component: host.input_binding("under-test").unwrap(), _host: host, _process: Some(process), _dir: dir }
+}
+
+/// The secret store component, holding the conformance secret.
+pub async fn grpc_secrets() -> Fixture<dyn SecretStore> {
+    let (host, process, dir) = grpc_host(grpc::Program::Rust("secret-store"), "secretstores", |_, spec| {
+        spec.with("secret.CONFORMANCE_SECRET", "s3cret").with("secret.OTHER", "x")
+    })
+    .await;
+    Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _process: Some(process), _dir: dir }
 }

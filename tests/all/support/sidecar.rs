@@ -23,13 +23,13 @@ pub struct Names {
 /// What `plughost run` is started over: a components directory, optionally
 /// a WASM directory, and whatever else keeps the components alive.
 pub struct Components {
+    /// Kept alive with the components (component processes); dropped first.
+    pub _keep: Vec<Box<dyn std::any::Any>>,
     pub dir: TempDir,
     pub wasm_dir: Option<TempDir>,
     pub names: Names,
-    /// Extra `plughost run` arguments (e.g. a socket folder).
+    /// Extra `plughost run` arguments (a socket folder).
     pub args: Vec<OsString>,
-    /// Kept alive with the components (e.g. component processes).
-    pub _keep: Vec<Box<dyn std::any::Any>>,
 }
 
 /// The secret every component set's secret store holds.
@@ -112,17 +112,39 @@ pub fn wasm() -> Components {
     }
 }
 
-/// gRPC mode: the Rust pluggable components of `components/grpc-components`
-/// (one process per kind, on Unix sockets), found through `--sockets-dir`,
-/// with the component types the metadata API lists for them.
-///
-/// gRPC mode lives on branch `grpc` and is not merged here yet; once it is,
-/// start `grpc-components state|pubsub|output-binding|secret-store` with the
-/// fixtures of `support::grpc`, write the same four components (`store`,
-/// `broker`, `files`, `vault`; the secret store holding [`SECRET`]) and pass
-/// `--sockets-dir`.
-pub fn grpc() -> (Components, Vec<(&'static str, &'static str)>) {
-    panic!("gRPC mode is not merged into this branch yet")
+/// gRPC mode: the Rust pluggable components of `components/grpc-components`,
+/// one process per kind on Unix sockets (`kv.sock` → `state.kv`,
+/// `queue.sock` → `pubsub.queue`, `blobs.sock` → `bindings.blobs`,
+/// `keys.sock` → `secretstores.keys`), found through `--sockets-dir`.
+pub fn grpc() -> Components {
+    use super::grpc::{ComponentProcess, Program, short_tempdir};
+    let dir = short_tempdir();
+    let sockets = dir.path().join("sockets");
+    std::fs::create_dir(&sockets).unwrap();
+    let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
+    for (kind, socket) in [("state", "kv"), ("pubsub", "queue"), ("output-binding", "blobs"), ("secret-store", "keys")]
+    {
+        let socket = sockets.join(format!("{socket}.sock"));
+        keep.push(Box::new(ComponentProcess::start(Program::Rust(kind), socket, dir.path().join("cdata"))));
+    }
+    let secret = format!("secret.{}", SECRET.0);
+    let files = dir.path().join("files");
+    write_components(
+        dir.path(),
+        &[
+            component("store", "state.kv", &[]),
+            component("broker", "pubsub.queue", &[]),
+            component("files", "bindings.blobs", &[("rootPath", files.to_str().unwrap())]),
+            component("vault", "secretstores.keys", &[(&secret, SECRET.1)]),
+        ],
+    );
+    Components {
+        _keep: keep,
+        args: vec!["--sockets-dir".into(), sockets.into()],
+        dir,
+        wasm_dir: None,
+        names: names("store", "broker", "files", "vault"),
+    }
 }
 
 /// `plughost run`, killed when dropped.
@@ -144,6 +166,8 @@ impl RunningSidecar {
         command
             .env("RUST_LOG", "info")
             .env_remove("DAPR_API_TOKEN")
+            // Hermetic: not whatever sockets the machine has in /tmp.
+            .env("DAPR_COMPONENTS_SOCKETS_FOLDER", "/nonexistent/plughost-test-sockets")
             .args(["run", "--dapr-grpc-port", "0", "--dapr-http-port", "0", "--components"])
             .arg(components.dir.path())
             .arg("--data-dir")

@@ -25,9 +25,10 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Where guest builds go: beside the host's own target directory, so CI's
-/// cached target directory keeps them warm too.
-fn target_dir() -> PathBuf {
+/// Where builds of `components/` go: beside the host's own target
+/// directory (a separate one, so no cargo lock is shared with the `cargo
+/// test` running us), so CI's cached target directory keeps them warm too.
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from).join("components")
 }
 

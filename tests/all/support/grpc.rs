@@ -1,0 +1,119 @@
+//! gRPC fixtures: the external components of `components/` as real
+//! processes, each serving one socket in a short temporary folder (Unix
+//! socket paths are limited to 108 bytes), killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The `grpc-components` binary, built once per test process (release, into
+/// [`super::wasm::target_dir`]).
+pub fn grpc_components_binary() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["build", "--locked", "--release", "-p", "grpc-components", "--manifest-path"])
+            .arg(root.join("components/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(super::wasm::target_dir())
+            .status()
+            .expect("running cargo for components/");
+        assert!(status.success(), "building components/grpc-components failed");
+        super::wasm::target_dir().join("release/grpc-components")
+    })
+}
+
+/// A folder under `/tmp` with a short path, for sockets.
+pub fn short_tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("ph-").tempdir_in("/tmp").expect("tempdir in /tmp")
+}
+
+/// What runs a component: a kind of `grpc-components`, or the Python state
+/// store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// `grpc-components <kind>`.
+    Rust(&'static str),
+    /// `components/python-state-grpc/server.py`.
+    PythonState,
+}
+
+/// One component process on one socket; restartable; killed on drop.
+pub struct ComponentProcess {
+    program: Program,
+    socket: PathBuf,
+    data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl ComponentProcess {
+    /// Starts `program` on `socket` and waits until it accepts connections.
+    pub fn start(program: Program, socket: PathBuf, data_dir: PathBuf) -> Self {
+        let mut process = Self { program, socket, data_dir, child: None };
+        process.spawn();
+        process
+    }
+
+    fn spawn(&mut self) {
+        let mut command = match self.program {
+            Program::Rust(kind) => {
+                let mut command = Command::new(grpc_components_binary());
+                command
+                    .arg(kind)
+                    .arg("--socket")
+                    .arg(&self.socket)
+                    .arg("--data-dir")
+                    .arg(&self.data_dir)
+                    .arg("--exit-on-stdin-eof");
+                command
+            }
+            Program::PythonState => {
+                let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("components/python-state-grpc/server.py");
+                let mut command = Command::new("python3");
+                command.arg(server).arg(&self.socket);
+                command
+            }
+        };
+        let logs = std::env::var_os("PLUGHOST_TEST_COMPONENT_LOGS").is_some();
+        let child = command
+            .stdin(Stdio::piped())
+            .stdout(if logs { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if logs { Stdio::inherit() } else { Stdio::null() })
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {:?}: {e}", self.program));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Some(exit) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("{:?} exited before serving {}: {exit}", self.program, self.socket.display());
+            }
+            assert!(Instant::now() < deadline, "{:?} did not serve {} in time", self.program, self.socket.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no clean-up, the socket file stays behind (stale).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Starts the program again on the same socket and data folder.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for ComponentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
