@@ -64,7 +64,8 @@ fn listening_beyond_loopback_without_a_token_warns() {
     let sidecar = RunningSidecar::start(&components, &["--listen-address", "0.0.0.0"]);
     let log = sidecar.log.join("\n");
     assert!(log.contains("beyond loopback, without an API token"), "{log}");
-    let with_token = RunningSidecar::start(&components, &["--listen-address", "0.0.0.0", "--api-token", "t"]);
+    let other = sidecar::builtin();
+    let with_token = RunningSidecar::start(&other, &["--listen-address", "0.0.0.0", "--api-token", "t"]);
     assert!(!with_token.log.join("\n").contains("beyond loopback"));
 }
 

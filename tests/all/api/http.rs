@@ -305,3 +305,28 @@ async fn the_limit_is_configurable() {
     assert_eq!(under.status(), StatusCode::NO_CONTENT);
     served.stop().await;
 }
+
+#[tokio::test]
+async fn etag_contention_has_exactly_one_winner() {
+    let served = Served::start(|_| {}).await;
+    let (http, c) = (served.http(), client());
+    let save = |value: Value, etag: Option<String>| {
+        let item = match etag {
+            Some(etag) => json!([{"key": "counter", "value": value, "etag": etag}]),
+            None => json!([{"key": "counter", "value": value}]),
+        };
+        c.post(format!("{http}/v1.0/state/store")).json(&item).send()
+    };
+    save(json!(0), None).await.unwrap();
+    for round in 1..=5 {
+        let read = c.get(format!("{http}/v1.0/state/store/counter")).send().await.unwrap();
+        let etag = read.headers()["etag"].to_str().unwrap().to_owned();
+        let writers = (0..20).map(|writer| save(json!(round * 100 + writer), Some(etag.clone())));
+        let statuses: Vec<StatusCode> =
+            futures::future::join_all(writers).await.into_iter().map(|r| r.unwrap().status()).collect();
+        let won = statuses.iter().filter(|s| **s == StatusCode::NO_CONTENT).count();
+        let conflicts = statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count();
+        assert_eq!((won, conflicts), (1, 19), "round {round}: {statuses:?}");
+    }
+    served.stop().await;
+}
