@@ -81,6 +81,9 @@ impl Pump {
         tx: mpsc::Sender<Item>,
     ) {
         let sidecar = self.sidecar.clone();
+        // A client that half-closes its side can no longer answer, but still
+        // reads: keep delivering (what it cannot ack is redelivered later).
+        let mut inbound_open = true;
         loop {
             // Take the next message only when the client has room for it, so
             // a slow reader holds messages in the broker, not here.
@@ -101,15 +104,17 @@ impl Pump {
                         permit.send(Ok(response(Outgoing::EventMessage(event))));
                     }
                 },
-                message = inbound.message() => match message {
+                message = inbound.message(), if inbound_open => match message {
                     Ok(Some(message)) => {
                         if let Err(status) = self.answer(message).await {
                             let _ = tx.send(Err(status)).await;
                             break;
                         }
                     }
-                    Ok(None) | Err(_) => break,
+                    Ok(None) => inbound_open = false,
+                    Err(_) => break,
                 },
+                () = tx.closed() => break, // the client is gone (cancelled or disconnected)
                 () = sidecar.stopping() => break,
             }
         }

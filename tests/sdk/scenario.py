@@ -24,6 +24,23 @@ from dapr.clients.grpc._request import TransactionalStateOperation, TransactionO
 from dapr.clients.grpc._state import StateItem
 
 EVENT_TIMEOUT_S = 20
+
+# dapr 1.18.3's Subscription.start() marks the stream active only after gRPC
+# has started pulling requests from it, so on a busy machine the request
+# iterator can find the stream "inactive" right after the initial request and
+# end: the sidecar then sees the client half-close, and no ack ever reaches
+# it. Marking the stream active before it starts closes that race.
+from dapr.clients.grpc.subscription import Subscription  # noqa: E402
+
+_sdk_start = Subscription.start
+
+
+def _start_active(self):
+    self._set_stream_active()
+    _sdk_start(self)
+
+
+Subscription.start = _start_active
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
 
 

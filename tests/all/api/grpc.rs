@@ -390,6 +390,26 @@ async fn streaming_subscription_acks_retries_and_drops() {
 }
 
 #[tokio::test]
+async fn streaming_subscription_keeps_delivering_after_the_client_half_closes() {
+    // dapr 1.18.3's Python SDK can end its request stream right after the
+    // initial request (a race in `Subscription.start`); the events must still
+    // reach it, and what it cannot ack is redelivered later.
+    let served = Served::start(|_| {}).await;
+    let mut c = client(&served, None).await;
+    let Stream { send, mut receive } = Stream::open(&mut c, subscribe_request("pubsub", "half")).await.unwrap();
+    drop(send);
+    publish(&mut c, "half", "still delivered").await;
+    let next = tokio::time::timeout(Duration::from_secs(10), receive.message()).await.expect("an event in time");
+    match next.unwrap().unwrap().subscribe_topic_events_response_type {
+        Some(Outgoing::EventMessage(event)) => assert_eq!(event.data, b"still delivered"),
+        other => panic!("expected an event, got {other:?}"),
+    }
+    drop(receive);
+    let mut next = Stream::open(&mut c, subscribe_request("pubsub", "half")).await.unwrap();
+    assert_eq!(next.event().await.data, b"still delivered", "unanswered, so delivered again");
+}
+
+#[tokio::test]
 async fn streaming_subscription_refuses_bad_openings() {
     let served = Served::start(|_| {}).await;
     let mut c = client(&served, None).await;
