@@ -12,7 +12,7 @@ use crate::registry::RegistryError;
 pub enum Error {
     /// One or more component files are invalid; nothing was loaded.
     #[error("invalid component configuration:\n{0}")]
-    Config(#[from] ConfigErrors),
+    Config(ConfigErrors),
     /// A lookup or a duplicate name.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -55,14 +55,14 @@ pub enum Error {
         reason: String,
     },
     /// `init` returned an error.
-    #[error("component `{name}` ({origin}) failed to initialise: {source}")]
+    #[error("component `{name}` ({origin}) failed to initialise: {error}")]
     Init {
         /// Component name.
         name: String,
         /// Where it is defined.
         origin: Origin,
         /// The component's error.
-        source: ComponentError,
+        error: ComponentError,
     },
     /// `init` did not return within `spec.initTimeout`.
     #[error("component `{name}` ({origin}) did not finish init within {after:?} (spec.initTimeout)")]
@@ -78,14 +78,22 @@ pub enum Error {
     #[error("WASM: {0}")]
     Wasm(String),
     /// The data directory could not be created.
-    #[error("data directory {path}: {source}")]
+    #[error("data directory {path}: {error}")]
     DataDir {
         /// The directory.
         path: std::path::PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 /// `Result` with the host's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// By hand rather than `#[from]`, which would also make the errors the
+// `source()`, so `{:#}` would print every message twice.
+impl From<ConfigErrors> for Error {
+    fn from(errors: ConfigErrors) -> Self {
+        Error::Config(errors)
+    }
+}

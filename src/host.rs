@@ -303,7 +303,7 @@ impl HostBuilder {
             builder.claim(name, &Origin::Code)?;
         }
         std::fs::create_dir_all(&self.data_dir)
-            .map_err(|source| Error::DataDir { path: self.data_dir.clone(), source })?;
+            .map_err(|error| Error::DataDir { path: self.data_dir.clone(), error })?;
 
         // Sockets: one scan before anything starts, then watched.
         let sockets = match &self.socket_dir {
@@ -473,7 +473,7 @@ async fn start(
         Ok(Ok(features)) => features,
         Ok(Err(source)) => {
             close_instance(&instance).await;
-            return Err(Error::Init { name, origin, source });
+            return Err(Error::Init { name, origin, error: source });
         }
         Err(_) => {
             close_instance(&instance).await;

@@ -50,7 +50,9 @@ fn bad_configurations_exit_non_zero_with_file_line_and_reason() {
         assert!(!output.status.success(), "case {}: plughost started anyway\n{stderr}", case.display());
         let expected = std::fs::read_to_string(case.join("expected.txt")).unwrap();
         for line in expected.lines().filter(|l| !l.is_empty()) {
-            assert!(stderr.contains(line), "case {}: stderr lacks {line:?}:\n{stderr}", case.display());
+            let count = stderr.matches(line).count();
+            assert!(count > 0, "case {}: stderr lacks {line:?}:\n{stderr}", case.display());
+            assert_eq!(count, 1, "case {}: {line:?} said {count} times:\n{stderr}", case.display());
         }
         ran += 1;
     }
