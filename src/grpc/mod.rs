@@ -99,4 +99,36 @@ macro_rules! client {
 }
 pub(crate) use client;
 
+/// The [`Hook`] of an adapter whose generated client is `$client`: `Init`
+/// with the request `$init`, then `$refresh` (`Features`, `ListOperations`
+/// or nothing), and `Ping`. The same for every kind but for those three.
+macro_rules! hook {
+    ($client:ty, $kind:expr, $max:expr, $init:expr, $refresh:expr) => {{
+        let (max, init) = ($max, $init);
+        $crate::grpc::Hook {
+            kind: $kind,
+            init: Box::new(move |channel, timeout| {
+                let init = init.clone();
+                Box::pin(async move {
+                    $crate::grpc::client!($client, max, channel)
+                        .init($crate::grpc::request(init, timeout))
+                        .await
+                        .map(drop)
+                })
+            }),
+            refresh: Box::new($refresh),
+            ping: Box::new(move |channel, timeout| {
+                Box::pin(async move {
+                    let ping = $crate::grpc::pb::components::PingRequest {};
+                    $crate::grpc::client!($client, max, channel)
+                        .ping($crate::grpc::request(ping, timeout))
+                        .await
+                        .map(drop)
+                })
+            }),
+        }
+    }};
+}
+pub(crate) use hook;
+
 pub(crate) use link::Hook;

@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::{InputBinding, InputEvent};
 use crate::grpc::pb::components as pb;
 use crate::grpc::stream::{self, AckedStream};
-use crate::grpc::{ComponentChannel, Hook, Link, client, request};
+use crate::grpc::{ComponentChannel, Link, client, hook, request};
 use crate::kinds::{ComponentKind, Deliveries, Metadata, Reply, Result};
 
 type Client = pb::input_binding_client::InputBindingClient<ComponentChannel>;
@@ -89,21 +89,7 @@ impl InputBinding for GrpcInputBinding {
         let init = pb::InputBindingInitRequest {
             metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }),
         };
-        self.link
-            .init(Hook {
-                kind: ComponentKind::InputBinding,
-                init: Box::new(move |channel, timeout| {
-                    let init = init.clone();
-                    Box::pin(async move { client!(Client, max, channel).init(request(init, timeout)).await.map(drop) })
-                }),
-                refresh: Box::new(|_, _| Box::pin(async { Ok(()) })),
-                ping: Box::new(move |channel, timeout| {
-                    Box::pin(async move {
-                        client!(Client, max, channel).ping(request(pb::PingRequest {}, timeout)).await.map(drop)
-                    })
-                }),
-            })
-            .await
+        self.link.init(hook!(Client, ComponentKind::InputBinding, max, init, |_, _| Box::pin(async { Ok(()) }))).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{InvokeRequest, InvokeResponse, OutputBinding};
 use crate::grpc::pb::components as pb;
-use crate::grpc::{ComponentChannel, Hook, Link, client, request};
+use crate::grpc::{ComponentChannel, Link, client, hook, request};
 use crate::kinds::{ComponentKind, Metadata, Result};
 
 type Client = pb::output_binding_client::OutputBindingClient<ComponentChannel>;
@@ -50,26 +50,14 @@ impl OutputBinding for GrpcOutputBinding {
         };
         let operations = self.operations.clone();
         self.link
-            .init(Hook {
-                kind: ComponentKind::OutputBinding,
-                init: Box::new(move |channel, timeout| {
-                    let init = init.clone();
-                    Box::pin(async move { client!(Client, max, channel).init(request(init, timeout)).await.map(drop) })
-                }),
-                refresh: Box::new(move |channel, timeout| {
-                    let operations = operations.clone();
-                    Box::pin(async move {
-                        let list = ask_operations(channel, timeout, max).await?;
-                        *operations.lock().expect("operations lock") = Some(list);
-                        Ok(())
-                    })
-                }),
-                ping: Box::new(move |channel, timeout| {
-                    Box::pin(async move {
-                        client!(Client, max, channel).ping(request(pb::PingRequest {}, timeout)).await.map(drop)
-                    })
-                }),
-            })
+            .init(hook!(Client, ComponentKind::OutputBinding, max, init, move |channel, timeout| {
+                let operations = operations.clone();
+                Box::pin(async move {
+                    let list = ask_operations(channel, timeout, max).await?;
+                    *operations.lock().expect("operations lock") = Some(list);
+                    Ok(())
+                })
+            }))
             .await
     }
 

@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::{BulkMessage, FailedEntry, Message, PubSub, PublishRequest};
 use crate::grpc::pb::components as pb;
 use crate::grpc::stream::{self, AckedStream};
-use crate::grpc::{ComponentChannel, Hook, Link, client, request};
+use crate::grpc::{ComponentChannel, Link, client, hook, request};
 use crate::kinds::{ComponentError, ComponentKind, Deliveries, Metadata, Reply, Result};
 
 type Client = pb::pub_sub_client::PubSubClient<ComponentChannel>;
@@ -106,26 +106,14 @@ impl PubSub for GrpcPubSub {
         };
         let features = self.features.clone();
         self.link
-            .init(Hook {
-                kind: ComponentKind::PubSub,
-                init: Box::new(move |channel, timeout| {
-                    let init = init.clone();
-                    Box::pin(async move { client!(Client, max, channel).init(request(init, timeout)).await.map(drop) })
-                }),
-                refresh: Box::new(move |channel, timeout| {
-                    let features = features.clone();
-                    Box::pin(async move {
-                        let list = ask_features(channel, timeout, max).await?;
-                        *features.lock().expect("features lock") = Some(list);
-                        Ok(())
-                    })
-                }),
-                ping: Box::new(move |channel, timeout| {
-                    Box::pin(async move {
-                        client!(Client, max, channel).ping(request(pb::PingRequest {}, timeout)).await.map(drop)
-                    })
-                }),
-            })
+            .init(hook!(Client, ComponentKind::PubSub, max, init, move |channel, timeout| {
+                let features = features.clone();
+                Box::pin(async move {
+                    let list = ask_features(channel, timeout, max).await?;
+                    *features.lock().expect("features lock") = Some(list);
+                    Ok(())
+                })
+            }))
             .await
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Secret, SecretStore};
 use crate::grpc::pb::components as pb;
-use crate::grpc::{ComponentChannel, Hook, Link, client, request};
+use crate::grpc::{ComponentChannel, Link, client, hook, request};
 use crate::kinds::{ComponentKind, Metadata, Result};
 
 type Client = pb::secret_store_client::SecretStoreClient<ComponentChannel>;
@@ -44,21 +44,9 @@ impl SecretStore for GrpcSecretStore {
             metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }),
         };
         self.link
-            .init(Hook {
-                kind: ComponentKind::SecretStore,
-                init: Box::new(move |channel, timeout| {
-                    let init = init.clone();
-                    Box::pin(async move { client!(Client, max, channel).init(request(init, timeout)).await.map(drop) })
-                }),
-                refresh: Box::new(move |channel, timeout| {
-                    Box::pin(async move { ask_features(channel, timeout, max).await.map(drop) })
-                }),
-                ping: Box::new(move |channel, timeout| {
-                    Box::pin(async move {
-                        client!(Client, max, channel).ping(request(pb::PingRequest {}, timeout)).await.map(drop)
-                    })
-                }),
-            })
+            .init(hook!(Client, ComponentKind::SecretStore, max, init, move |channel, timeout| {
+                Box::pin(async move { ask_features(channel, timeout, max).await.map(drop) })
+            }))
             .await
     }
 

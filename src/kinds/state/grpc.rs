@@ -10,7 +10,7 @@ use super::{
     StateStore, TTL_IN_SECONDS, TransactionOperation, features,
 };
 use crate::grpc::pb::components as pb;
-use crate::grpc::{ComponentChannel, Hook, Link, client, request};
+use crate::grpc::{ComponentChannel, Link, client, hook, request};
 use crate::kinds::{ComponentError, ComponentKind, Metadata, Result};
 
 type Client = pb::state_store_client::StateStoreClient<ComponentChannel>;
@@ -153,26 +153,14 @@ impl StateStore for GrpcStateStore {
             pb::InitRequest { metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }) };
         let features = self.features.clone();
         self.link
-            .init(Hook {
-                kind: ComponentKind::State,
-                init: Box::new(move |channel, timeout| {
-                    let init = init.clone();
-                    Box::pin(async move { client!(Client, max, channel).init(request(init, timeout)).await.map(drop) })
-                }),
-                refresh: Box::new(move |channel, timeout| {
-                    let features = features.clone();
-                    Box::pin(async move {
-                        let list = ask_features(channel, timeout, max).await?;
-                        *features.lock().expect("features lock") = Some(list);
-                        Ok(())
-                    })
-                }),
-                ping: Box::new(move |channel, timeout| {
-                    Box::pin(async move {
-                        client!(Client, max, channel).ping(request(pb::PingRequest {}, timeout)).await.map(drop)
-                    })
-                }),
-            })
+            .init(hook!(Client, ComponentKind::State, max, init, move |channel, timeout| {
+                let features = features.clone();
+                Box::pin(async move {
+                    let list = ask_features(channel, timeout, max).await?;
+                    *features.lock().expect("features lock") = Some(list);
+                    Ok(())
+                })
+            }))
             .await
     }
 
