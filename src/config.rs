@@ -389,7 +389,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         total += number * seconds;
         rest = &rest[unit_end..];
     }
-    Some(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]
@@ -484,5 +484,6 @@ metadata:
         assert_eq!(parse_go_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_go_duration("5"), None);
         assert_eq!(parse_go_duration("5x"), None);
+        assert_eq!(parse_go_duration("99999999999999999999999h"), None, "too large is refused, not a panic");
     }
 }

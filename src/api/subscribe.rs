@@ -31,6 +31,11 @@ type Item = Result<rt::SubscribeTopicEventsResponseAlpha1, Status>;
 /// How many events may wait to be read by the client.
 const BUFFER: usize = 32;
 
+/// How many events one stream may hold sent but unanswered; beyond that the
+/// messages stay in the broker, where other members of the consumer group
+/// can take them.
+const MAX_UNANSWERED: usize = 64;
+
 /// Reads the initial request, subscribes, and returns the stream of
 /// responses (the `initial_response` first).
 pub(super) async fn open(
@@ -91,8 +96,9 @@ impl Pump {
                 let permit = tx.reserve().await.ok()?;
                 Some((permit, deliveries.next().await))
             };
+            let unanswered: usize = self.pending.values().map(VecDeque::len).sum();
             tokio::select! {
-                next = next => match next {
+                next = next, if unanswered < MAX_UNANSWERED => match next {
                     None => break, // the client is gone
                     Some((permit, None)) => {
                         permit.send(Err(Status::unavailable("the pub/sub component ended the subscription")));

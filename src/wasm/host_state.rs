@@ -20,6 +20,8 @@ pub struct HostState {
     table: ResourceTable,
     /// Memory, table and instance caps; checked by wasmtime on every grow.
     pub(crate) limits: StoreLimits,
+    /// When the running call must stop; checked on every epoch tick.
+    pub(crate) call_deadline: std::time::Instant,
     component: Arc<str>,
 }
 
@@ -46,7 +48,8 @@ impl HostState {
         }
         let limits =
             wasmtime::StoreLimitsBuilder::new().memory_size(settings.max_memory).trap_on_grow_failure(true).build();
-        Ok(Self { wasi: wasi.build(), table: ResourceTable::new(), limits, component })
+        let call_deadline = std::time::Instant::now();
+        Ok(Self { wasi: wasi.build(), table: ResourceTable::new(), limits, call_deadline, component })
     }
 }
 

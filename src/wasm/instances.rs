@@ -2,7 +2,14 @@
 //! memory cap of every call, and recovery from traps.
 //!
 //! A component keeps its state in guest memory, so by default it gets **one
-//! long-lived instance** and its calls are serialized (a mutex). A component
+//! long-lived instance** and its calls are serialized (a mutex).
+//!
+//! A running guest yields to tokio on every epoch tick (10 ms), so a busy
+//! guest never holds a runtime thread for longer than that, and traps once
+//! its call's deadline has passed. A call whose caller goes away while the
+//! guest is suspended (the future is dropped) leaves the store mid-call;
+//! the slot guard then drops that instance, so the next call gets a fresh one
+//! instead of wasmtime's "cannot enter component instance". A component
 //! that declares `wasm.stateless: "true"` may get `wasm.instances: N`
 //! instances for parallel calls. Every call runs under an epoch deadline
 //! (`wasm.callTimeout`) and a memory cap (`wasm.maxMemory`), plus a host-side
@@ -14,16 +21,15 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
 use wasmtime::component::InstancePre;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::LoadedComponent;
 use super::bindings::WitError;
-use super::engine::EPOCH_TICK;
 use super::host_state::HostState;
 use super::settings::WasmSettings;
 use crate::kinds::{ComponentError, ComponentKind, Metadata};
@@ -117,6 +123,22 @@ pub(crate) fn check_exports(pre: &InstancePre<HostState>, kinds: &[ComponentKind
     Ok(())
 }
 
+/// An instance slot held for one call. If the call's future is dropped
+/// before the call finished (its caller went away), the instance is dropped
+/// too: its store is stuck mid-call and could not be entered again.
+struct SlotGuard<'c, G> {
+    slot: tokio::sync::MutexGuard<'c, Option<Live<G>>>,
+    finished: bool,
+}
+
+impl<G> Drop for SlotGuard<'_, G> {
+    fn drop(&mut self) {
+        if !self.finished {
+            *self.slot = None;
+        }
+    }
+}
+
 struct Live<G> {
     store: Store<HostState>,
     guest: G,
@@ -197,8 +219,10 @@ impl<G: Guest> Instances<G> {
         }
     }
 
-    fn ticks(timeout: Duration) -> u64 {
-        (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+    /// Arms the deadline of the next call into `store`.
+    fn arm(store: &mut Store<HostState>, timeout: Duration) {
+        store.data_mut().call_deadline = Instant::now() + timeout;
+        store.set_epoch_deadline(1);
     }
 
     /// A new, initialised instance.
@@ -207,22 +231,27 @@ impl<G: Guest> Instances<G> {
             HostState::new(&self.name, &configured.settings).map_err(|e| ComponentError::invalid(format!("{e:#}")))?;
         let mut store = Store::new(&configured.engine, state);
         store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_trap();
+        // Every tick: yield to tokio, or trap once the call's time is up.
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().call_deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
         let timeout = configured.settings.call_timeout;
+        let host_timeout = timeout.saturating_add(HOST_TIMEOUT_GRACE);
         Self::refuel(&mut store, &configured.settings)?;
-        store.set_epoch_deadline(Self::ticks(timeout));
-        let instantiated =
-            tokio::time::timeout(timeout + HOST_TIMEOUT_GRACE, G::instantiate(&configured.pre, &mut store)).await;
+        Self::arm(&mut store, timeout);
+        let instantiated = tokio::time::timeout(host_timeout, G::instantiate(&configured.pre, &mut store)).await;
         let guest = match instantiated {
             Ok(Ok(guest)) => guest,
             Ok(Err(e)) => return Err(self.trap_error("instantiate", e)),
             Err(_) => return Err(self.deadline(timeout)),
         };
         Self::refuel(&mut store, &configured.settings)?;
-        store.set_epoch_deadline(Self::ticks(timeout));
-        let initialised =
-            tokio::time::timeout(timeout + HOST_TIMEOUT_GRACE, guest.init(&mut store, &configured.guest_metadata))
-                .await;
+        Self::arm(&mut store, timeout);
+        let initialised = tokio::time::timeout(host_timeout, guest.init(&mut store, &configured.guest_metadata)).await;
         match initialised {
             Ok(Ok(Ok(()))) => Ok(Live { store, guest }),
             Ok(Ok(Err(e))) => Err(ComponentError::from(e)),
@@ -242,26 +271,28 @@ impl<G: Guest> Instances<G> {
             .configured
             .get()
             .ok_or_else(|| ComponentError::internal(format!("component `{}` used before init", self.name)))?;
-        let mut slot = self.pick(configured).await;
-        if slot.is_none() {
-            *slot = Some(self.fresh(configured).await?);
+        let mut slot = SlotGuard { slot: self.pick(configured).await, finished: false };
+        if slot.slot.is_none() {
+            *slot.slot = Some(self.fresh(configured).await?);
         }
-        let live = slot.as_mut().expect("filled above");
+        let live = slot.slot.as_mut().expect("filled above");
         let timeout = configured.settings.call_timeout;
         Self::refuel(&mut live.store, &configured.settings)?;
-        live.store.set_epoch_deadline(Self::ticks(timeout));
-        let outcome = tokio::time::timeout(timeout + HOST_TIMEOUT_GRACE, call(&live.guest, &mut live.store)).await;
+        Self::arm(&mut live.store, timeout);
+        let outcome =
+            tokio::time::timeout(timeout.saturating_add(HOST_TIMEOUT_GRACE), call(&live.guest, &mut live.store)).await;
+        slot.finished = true;
         match outcome {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(e))) => Err(self.wit_error(e)),
             Ok(Err(trap)) => {
-                *slot = None;
+                *slot.slot = None;
                 Err(self.trap_error(operation, trap))
             }
             Err(_) => {
                 // Stuck in a host call: the future is dropped, and so is the
                 // instance, which may be mid-way through anything.
-                *slot = None;
+                *slot.slot = None;
                 Err(self.deadline(timeout))
             }
         }

@@ -19,6 +19,9 @@ use std::time::Duration;
 use crate::config::parse_go_duration;
 use crate::kinds::{ComponentError, Metadata};
 
+/// Longest `wasm.callTimeout` accepted.
+pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Prefix of the metadata keys read here.
 pub const PREFIX: &str = "wasm.";
 
@@ -100,7 +103,8 @@ impl WasmSettings {
             match name {
                 "maxMemory" => settings.max_memory = bytes(&value).filter(|b| *b > 0).ok_or_else(bad)?,
                 "callTimeout" => {
-                    settings.call_timeout = parse_go_duration(&value).filter(|d| !d.is_zero()).ok_or_else(bad)?
+                    settings.call_timeout =
+                        parse_go_duration(&value).filter(|d| !d.is_zero() && *d <= MAX_CALL_TIMEOUT).ok_or_else(bad)?
                 }
                 "fuel" => settings.fuel = Some(value.trim().parse().map_err(|_| bad())?),
                 "stateless" => stateless = flag(&value).ok_or_else(bad)?,

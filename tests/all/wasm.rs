@@ -86,7 +86,10 @@ async fn deep_recursion_is_a_stack_overflow() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// On a single-threaded runtime, a guest that never returns must still let
+/// other tasks run (it yields on every epoch tick): the good component's
+/// calls complete while the runaway call is still spinning.
+#[tokio::test(flavor = "current_thread")]
 async fn other_components_are_unaffected_by_a_runaway_guest() {
     let dir =
         wasm::wasm_dir(&[("runaway.wasm", wasm::guest("wasm-state-loop")), ("good.wasm", wasm::guest("wasm-state"))]);
@@ -335,4 +338,19 @@ async fn guest_stderr_and_log_calls_reach_tracing_with_the_component_name() {
     assert!(line("in-memory state store ready").is_some(), "the guest's log call, tagged with the component:\n{text}");
     let panic = line("panics on purpose").unwrap_or_else(|| panic!("the guest's stderr:\n{text}"));
     assert!(panic.contains("stream=\"stderr\"") || panic.contains("stream=stderr"), "{panic}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cancelled_by_its_caller_does_not_break_the_next_call() {
+    let (host, _dir) = misbehaving("wasm-state-probe", &[]).await;
+    let store = host.state("under-test").unwrap();
+    store.set(SetRequest::new("k", "v")).await.unwrap();
+    // The caller gives up while the guest is suspended in a host call.
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(100), store.get(GetRequest::new("probe:sleep:3000"))).await;
+    assert!(cancelled.is_err(), "the call was still sleeping when its caller gave up");
+    // The next call works (on a fresh instance: the old store was stuck mid-call).
+    store.set(SetRequest::new("k", "again")).await.unwrap();
+    assert_eq!(store.get(GetRequest::new("k")).await.unwrap().unwrap().data, b"again");
+    assert_eq!(probe(&host, "probe:sleep:1").await, "slept");
 }

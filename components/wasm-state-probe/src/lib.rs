@@ -4,7 +4,9 @@
 //!
 //! * `probe:env:NAME`: the value of environment variable NAME;
 //! * `probe:read:PATH`: the contents of the file at PATH;
-//! * `probe:connect:ADDR`: `connected` if a TCP connection to ADDR opens.
+//! * `probe:connect:ADDR`: `connected` if a TCP connection to ADDR opens;
+//! * `probe:sleep:MS`: sleeps MS milliseconds (suspended in a WASI clock
+//!   call, so the host can cancel it), then answers `slept`.
 //!
 //! Denied (or failed) probes answer `denied: <reason>`.
 
@@ -23,6 +25,10 @@ impl state_guest::Behaviour for Probe {
             std::env::var(name).map(String::into_bytes).map_err(|e| e.to_string())
         } else if let Some(path) = probe.strip_prefix("read:") {
             std::fs::read(path).map_err(|e| e.to_string())
+        } else if let Some(ms) = probe.strip_prefix("sleep:") {
+            let ms: u64 = ms.parse().unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok(b"slept".to_vec())
         } else if let Some(addr) = probe.strip_prefix("connect:") {
             std::net::TcpStream::connect(addr).map(|_| b"connected".to_vec()).map_err(|e| e.to_string())
         } else {

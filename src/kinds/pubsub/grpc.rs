@@ -16,8 +16,9 @@ use crate::kinds::{ComponentError, ComponentKind, Deliveries, Metadata, Reply, R
 
 type Client = pb::pub_sub_client::PubSubClient<ComponentChannel>;
 
-/// How many unanswered messages one subscriber may hold.
-const IN_FLIGHT: usize = 64;
+/// How many messages may wait in a subscriber's buffer before it reads them
+/// (the subscriber bounds what it holds unanswered after reading).
+const BUFFERED: usize = 64;
 /// `Pause` at close is a courtesy: bounded tightly.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The feature that makes `bulk_publish` one `BulkPublish` call.
@@ -225,6 +226,6 @@ impl PubSub for GrpcPubSub {
             topic: pb::Topic { name: topic.to_owned(), metadata: metadata.into_iter().collect() },
             max: self.max(),
         };
-        stream::start(self.link.clone(), subscription, IN_FLIGHT).await
+        stream::start(self.link.clone(), subscription, BUFFERED).await
     }
 }

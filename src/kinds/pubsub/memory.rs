@@ -16,8 +16,9 @@ use tokio::sync::{Notify, mpsc};
 use super::{CONSUMER_ID, Message, PubSub, PublishRequest};
 use crate::kinds::{ComponentError, Deliveries, Delivery, Metadata, Result};
 
-/// How many unanswered messages one subscriber may hold at a time.
-const IN_FLIGHT: usize = 64;
+/// How many messages may wait in a subscriber's buffer before it reads them
+/// (the subscriber bounds what it holds unanswered after reading).
+const BUFFERED: usize = 64;
 
 /// An in-process [`PubSub`].
 #[derive(Debug, Default)]
@@ -168,7 +169,7 @@ impl PubSub for MemoryPubSub {
         }
         let consumer = metadata.get(CONSUMER_ID).map(String::as_str).filter(|c| !c.is_empty());
         let (name, group) = self.broker.group(topic, consumer);
-        let (tx, deliveries) = Deliveries::channel(IN_FLIGHT);
+        let (tx, deliveries) = Deliveries::channel(BUFFERED);
         tokio::spawn(pump(self.broker.clone(), topic.to_owned(), name, group, tx));
         Ok(deliveries)
     }

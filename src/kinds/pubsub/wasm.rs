@@ -21,8 +21,9 @@ use crate::wasm::bindings::pubsub::{PubsubComponent, PubsubComponentPre};
 use crate::wasm::instances::Instances;
 use crate::wasm::{LoadedComponent, from_wit, to_wit};
 
-/// How many unanswered messages one subscriber may hold.
-const IN_FLIGHT: usize = 64;
+/// How many messages may wait in a subscriber's buffer before it reads them
+/// (the subscriber bounds what it holds unanswered after reading).
+const BUFFERED: usize = 64;
 
 /// A [`PubSub`] backed by a WASM component.
 pub struct WasmPubSub {
@@ -54,7 +55,16 @@ async fn pull(instances: &Instances<PubsubComponent>, subscription: u64) -> Resu
             Box::pin(async move { g.plughost_components_pubsub().call_pull(s, subscription, 1).await })
         })
         .await?;
-    Ok(batch.pop())
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    let first = batch.remove(0);
+    // A guest that returns more than asked gets the extras back as nacks
+    // (last first, so they stay in order at the head of its queue).
+    for extra in batch.into_iter().rev() {
+        ack(instances, subscription, extra.id, Some("pulled more than the one message asked for".to_owned())).await?;
+    }
+    Ok(Some(first))
 }
 
 async fn ack(
@@ -205,7 +215,7 @@ impl PubSub for WasmPubSub {
             return Err(ComponentError::invalid("topic name is empty"));
         }
         let subscription = subscribe(&self.instances, topic, &metadata).await?;
-        let (tx, deliveries) = Deliveries::channel(IN_FLIGHT);
+        let (tx, deliveries) = Deliveries::channel(BUFFERED);
         tokio::spawn(pump(
             self.instances.clone(),
             self.published.clone(),

@@ -409,6 +409,42 @@ async fn streaming_subscription_keeps_delivering_after_the_client_half_closes() 
     assert_eq!(next.event().await.data, b"still delivered", "unanswered, so delivered again");
 }
 
+/// The events a stream receives until it stays quiet for half a second,
+/// acked (SUCCESS) if `ack`.
+async fn drain(stream: &mut Stream, ack: bool) -> Vec<Vec<u8>> {
+    let mut events = Vec::new();
+    while let Ok(Ok(Some(message))) = tokio::time::timeout(Duration::from_millis(500), stream.receive.message()).await {
+        if let Some(Outgoing::EventMessage(event)) = message.subscribe_topic_events_response_type {
+            if ack {
+                stream.answer(&event, TopicEventResponseStatus::Success).await;
+            }
+            events.push(event.data);
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_stream_holds_at_most_64_unanswered_events_and_the_group_gets_the_rest() {
+    let served = Served::start(|_| {}).await;
+    let mut c = client(&served, None).await;
+    let mut slow = Stream::open(&mut c, subscribe_request("pubsub", "bounded")).await.unwrap();
+    for i in 0..100 {
+        publish(&mut c, "bounded", &format!("m{i}")).await;
+    }
+    // `slow` never answers: it stops at 64 unanswered events.
+    let held = drain(&mut slow, false).await;
+    assert_eq!(held.len(), 64, "a stream holds at most 64 unanswered events");
+    // Another member of the app's consumer group gets what `slow` does not
+    // hold, and, once `slow` goes away, what it held: nothing is lost.
+    let mut other = Stream::open(&mut c, subscribe_request("pubsub", "bounded")).await.unwrap();
+    let mut seen: std::collections::HashSet<Vec<u8>> = drain(&mut other, true).await.into_iter().collect();
+    drop(slow);
+    seen.extend(drain(&mut other, true).await);
+    assert_eq!(seen.len(), 100, "every message reached the group");
+    assert!(held.iter().all(|m| seen.contains(m)), "the events `slow` held were delivered again");
+}
+
 #[tokio::test]
 async fn streaming_subscription_refuses_bad_openings() {
     let served = Served::start(|_| {}).await;
