@@ -20,8 +20,9 @@ pub struct HostState {
     table: ResourceTable,
     /// Memory, table and instance caps; checked by wasmtime on every grow.
     pub(crate) limits: StoreLimits,
-    /// When the running call must stop; checked on every epoch tick.
-    pub(crate) call_deadline: std::time::Instant,
+    /// Epoch ticks the running call may still use; counted down on every
+    /// tick (cheaper per call than reading the clock).
+    pub(crate) ticks_left: u64,
     component: Arc<str>,
 }
 
@@ -48,8 +49,7 @@ impl HostState {
         }
         let limits =
             wasmtime::StoreLimitsBuilder::new().memory_size(settings.max_memory).trap_on_grow_failure(true).build();
-        let call_deadline = std::time::Instant::now();
-        Ok(Self { wasi: wasi.build(), table: ResourceTable::new(), limits, call_deadline, component })
+        Ok(Self { wasi: wasi.build(), table: ResourceTable::new(), limits, ticks_left: 0, component })
     }
 }
 

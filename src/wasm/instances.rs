@@ -21,7 +21,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
@@ -30,6 +30,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::LoadedComponent;
 use super::bindings::WitError;
+use super::engine::EPOCH_TICK;
 use super::host_state::HostState;
 use super::settings::WasmSettings;
 use crate::kinds::{ComponentError, ComponentKind, Metadata};
@@ -121,6 +122,43 @@ pub(crate) fn check_exports(pre: &InstancePre<HostState>, kinds: &[ComponentKind
         checked.map_err(|e| anyhow::anyhow!("exports {} with the wrong shape: {e:#}", super::export_name(*kind)))?;
     }
     Ok(())
+}
+
+/// `tokio::time::timeout` that only starts its timer if the call does not
+/// finish on its first poll. Most guest calls never suspend, and a timer per
+/// call (a clock read and a wheel entry) would be a measurable part of a
+/// microsecond call; a call that suspends (a host call, an epoch yield) gets
+/// the timer then, counted from that moment.
+struct LazyTimeout<'a, T> {
+    call: Call<'a, T>,
+    after: Duration,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<'a, T> LazyTimeout<'a, T> {
+    fn new(call: Call<'a, T>, after: Duration) -> Self {
+        Self { call, after, timer: None }
+    }
+}
+
+/// The call's deadline passed while it was suspended.
+struct Elapsed;
+
+impl<T> std::future::Future for LazyTimeout<'_, T> {
+    type Output = Result<wasmtime::Result<Result<T, WitError>>, Elapsed>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        if let Poll::Ready(outcome) = self.call.as_mut().poll(cx) {
+            return Poll::Ready(Ok(outcome));
+        }
+        let after = self.after;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// An instance slot held for one call. If the call's future is dropped
@@ -219,9 +257,11 @@ impl<G: Guest> Instances<G> {
         }
     }
 
-    /// Arms the deadline of the next call into `store`.
+    /// Arms the deadline of the next call into `store`: `timeout` in epoch
+    /// ticks, rounded up.
     fn arm(store: &mut Store<HostState>, timeout: Duration) {
-        store.data_mut().call_deadline = Instant::now() + timeout;
+        let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis());
+        store.data_mut().ticks_left = u64::try_from(ticks).unwrap_or(u64::MAX);
         store.set_epoch_deadline(1);
     }
 
@@ -232,12 +272,13 @@ impl<G: Guest> Instances<G> {
         let mut store = Store::new(&configured.engine, state);
         store.limiter(|state| &mut state.limits);
         // Every tick: yield to tokio, or trap once the call's time is up.
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().call_deadline {
-                Err(Trap::Interrupt.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
+        store.epoch_deadline_callback(|mut store| {
+            let left = &mut store.data_mut().ticks_left;
+            if *left == 0 {
+                return Err(Trap::Interrupt.into());
             }
+            *left -= 1;
+            Ok(UpdateDeadline::Yield(1))
         });
         let timeout = configured.settings.call_timeout;
         let host_timeout = timeout.saturating_add(HOST_TIMEOUT_GRACE);
@@ -280,7 +321,7 @@ impl<G: Guest> Instances<G> {
         Self::refuel(&mut live.store, &configured.settings)?;
         Self::arm(&mut live.store, timeout);
         let outcome =
-            tokio::time::timeout(timeout.saturating_add(HOST_TIMEOUT_GRACE), call(&live.guest, &mut live.store)).await;
+            LazyTimeout::new(call(&live.guest, &mut live.store), timeout.saturating_add(HOST_TIMEOUT_GRACE)).await;
         slot.finished = true;
         match outcome {
             Ok(Ok(Ok(value))) => Ok(value),
