@@ -246,6 +246,16 @@ impl Link {
         }
     }
 
+    /// Resolves once the host closes the link.
+    pub(crate) async fn closed(&self) {
+        let mut changes = self.0.changes.subscribe();
+        while !self.is_closed() {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Whether the host closed the link.
     pub(crate) fn is_closed(&self) -> bool {
         matches!(&*self.0.state.lock().expect("link state lock"), State::Closed)

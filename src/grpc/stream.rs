@@ -140,10 +140,14 @@ async fn pump<S: AckedStream>(
     loop {
         // Room first: an event is only taken off the stream when the
         // consumer can have it.
-        let permit = tx.reserve().await.ok()?;
+        let permit = tokio::select! {
+            permit = tx.reserve() => permit.ok()?,
+            () = link.closed() => return None,
+        };
         let event = tokio::select! {
             event = current.events.message() => event,
             () = tx.closed() => return None,
+            () = link.closed() => return None,
         };
         match event {
             Ok(Some(event)) => {

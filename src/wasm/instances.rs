@@ -124,6 +124,21 @@ pub(crate) fn check_exports(pre: &InstancePre<HostState>, kinds: &[ComponentKind
     Ok(())
 }
 
+/// Runs a pump task until it ends on its own or `closing` turns true (the
+/// component was closed at shutdown); dropping the pump ends its stream.
+pub(crate) fn spawn_until_closed(
+    closing: &tokio::sync::watch::Sender<bool>,
+    pump: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let mut closing = closing.subscribe();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = pump => {}
+            _ = closing.wait_for(|closed| *closed) => {}
+        }
+    });
+}
+
 /// `tokio::time::timeout` that only starts its timer if the call does not
 /// finish on its first poll. Most guest calls never suspend, and a timer per
 /// call (a clock read and a wheel entry) would be a measurable part of a

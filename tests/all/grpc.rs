@@ -496,3 +496,12 @@ async fn input_binding_stream_is_reopened_after_a_restart() {
     }
     assert!(fresh, "events from the restarted process arrive on the same stream");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_grpc_pubsub_ends_its_subscriptions() {
+    let fixture = crate::support::grpc_pubsub().await;
+    let mut messages = fixture.component.subscribe("t", Default::default()).await.unwrap();
+    fixture.component.close().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.expect("the subscription ends");
+    assert!(ended.is_none());
+}

@@ -220,3 +220,13 @@ async fn file_secret_store_flattens_and_reports_bad_files() {
         .unwrap_err();
     assert!(err.to_string().contains("line 3"), "{err}");
 }
+
+#[tokio::test]
+async fn shutdown_ends_builtin_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::builder().data_dir(dir.path()).embedded_defaults().build().await.unwrap();
+    let mut messages = host.pubsub("pubsub").unwrap().subscribe("t", Metadata::new()).await.unwrap();
+    host.shutdown().await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.expect("the subscription ends");
+    assert!(ended.is_none());
+}

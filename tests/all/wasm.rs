@@ -354,3 +354,18 @@ async fn a_call_cancelled_by_its_caller_does_not_break_the_next_call() {
     assert_eq!(store.get(GetRequest::new("k")).await.unwrap().unwrap().data, b"again");
     assert_eq!(probe(&host, "probe:sleep:1").await, "slept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_wasm_subscriptions_and_reads() {
+    let (host, _dir) = wasm_host("pubsub", wasm::guest("wasm-pubsub"), &[]).await;
+    let mut messages = host.pubsub("under-test").unwrap().subscribe("t", Default::default()).await.unwrap();
+    let (inputs_host, _dir2) = wasm_host("bindings", wasm::guest("wasm-input-binding"), &[("intervalMs", "50")]).await;
+    let mut events = inputs_host.input_binding("under-test").unwrap().read().await.unwrap();
+    host.shutdown().await;
+    inputs_host.shutdown().await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.expect("the subscription ends");
+    assert!(ended.is_none());
+    // Events already buffered may still come out; then the stream ends.
+    let drained = tokio::time::timeout(Duration::from_secs(10), async { while events.next().await.is_some() {} }).await;
+    assert!(drained.is_ok(), "the input binding stream ends");
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::{InputBinding, InputEvent};
 use crate::kinds::{Deliveries, Delivery, Metadata, Result};
 use crate::wasm::bindings::input_binding::{InputBindingComponent, InputBindingComponentPre};
-use crate::wasm::instances::Instances;
+use crate::wasm::instances::{Instances, spawn_until_closed};
 use crate::wasm::{LoadedComponent, from_wit};
 
 /// Events requested per poll.
@@ -19,6 +19,8 @@ const BATCH: u32 = 16;
 /// An [`InputBinding`] backed by a WASM component.
 pub struct WasmInputBinding {
     instances: Arc<Instances<InputBindingComponent>>,
+    /// Set by `close`: every reader pump ends, and its stream with it.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 crate::wasm_guest!(InputBindingComponent, InputBindingComponentPre);
@@ -26,7 +28,7 @@ crate::wasm_guest!(InputBindingComponent, InputBindingComponentPre);
 impl WasmInputBinding {
     /// An adapter for the component `name`, instantiated at `init`.
     pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
-        Self { instances: Arc::new(Instances::new(loaded, name)) }
+        Self { instances: Arc::new(Instances::new(loaded, name)), closing: tokio::sync::watch::Sender::new(false) }
     }
 }
 
@@ -107,10 +109,15 @@ impl InputBinding for WasmInputBinding {
         self.instances.ping().await
     }
 
+    async fn close(&self) -> Result<()> {
+        self.closing.send_replace(true);
+        Ok(())
+    }
+
     async fn read(&self) -> Result<Deliveries<InputEvent>> {
         let reader = open(&self.instances).await?;
         let (tx, deliveries) = Deliveries::channel(BATCH as usize);
-        tokio::spawn(pump(self.instances.clone(), reader, tx));
+        spawn_until_closed(&self.closing, pump(self.instances.clone(), reader, tx));
         Ok(deliveries)
     }
 }

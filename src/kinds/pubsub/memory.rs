@@ -24,6 +24,9 @@ const BUFFERED: usize = 64;
 #[derive(Debug, Default)]
 pub struct MemoryPubSub {
     broker: Arc<Broker>,
+    /// Set by `close`: every subscription ends (what it held unanswered
+    /// goes back to its group's queue).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl MemoryPubSub {
@@ -145,6 +148,11 @@ impl PubSub for MemoryPubSub {
         Ok(())
     }
 
+    async fn close(&self) -> Result<()> {
+        self.closing.send_replace(true);
+        Ok(())
+    }
+
     async fn publish(&self, request: PublishRequest) -> Result<()> {
         if request.topic.is_empty() {
             return Err(ComponentError::invalid("topic name is empty"));
@@ -170,7 +178,14 @@ impl PubSub for MemoryPubSub {
         let consumer = metadata.get(CONSUMER_ID).map(String::as_str).filter(|c| !c.is_empty());
         let (name, group) = self.broker.group(topic, consumer);
         let (tx, deliveries) = Deliveries::channel(BUFFERED);
-        tokio::spawn(pump(self.broker.clone(), topic.to_owned(), name, group, tx));
+        let mut closing = self.closing.subscribe();
+        let pump = pump(self.broker.clone(), topic.to_owned(), name, group, tx);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = pump => {}
+                _ = closing.wait_for(|closed| *closed) => {}
+            }
+        });
         Ok(deliveries)
     }
 }

@@ -18,7 +18,7 @@ use super::{BulkMessage, FailedEntry, Message, PubSub, PublishRequest};
 use crate::kinds::{ComponentError, Deliveries, Delivery, Metadata, Result};
 use crate::wasm::bindings::pubsub::exports::plughost::components::pubsub as wit;
 use crate::wasm::bindings::pubsub::{PubsubComponent, PubsubComponentPre};
-use crate::wasm::instances::Instances;
+use crate::wasm::instances::{Instances, spawn_until_closed};
 use crate::wasm::{LoadedComponent, from_wit, to_wit};
 
 /// How many messages may wait in a subscriber's buffer before it reads them
@@ -29,6 +29,8 @@ const BUFFERED: usize = 64;
 pub struct WasmPubSub {
     instances: Arc<Instances<PubsubComponent>>,
     published: Arc<Notify>,
+    /// Set by `close`: every subscription pump ends, and its stream with it.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 crate::wasm_guest!(PubsubComponent, PubsubComponentPre);
@@ -36,7 +38,11 @@ crate::wasm_guest!(PubsubComponent, PubsubComponentPre);
 impl WasmPubSub {
     /// An adapter for the component `name`, instantiated at `init`.
     pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
-        Self { instances: Arc::new(Instances::new(loaded, name)), published: Arc::new(Notify::new()) }
+        Self {
+            instances: Arc::new(Instances::new(loaded, name)),
+            published: Arc::new(Notify::new()),
+            closing: tokio::sync::watch::Sender::new(false),
+        }
     }
 }
 
@@ -165,6 +171,11 @@ impl PubSub for WasmPubSub {
         self.instances.ping().await
     }
 
+    async fn close(&self) -> Result<()> {
+        self.closing.send_replace(true);
+        Ok(())
+    }
+
     async fn publish(&self, request: PublishRequest) -> Result<()> {
         let request = wit::PublishRequest {
             topic: request.topic,
@@ -216,14 +227,8 @@ impl PubSub for WasmPubSub {
         }
         let subscription = subscribe(&self.instances, topic, &metadata).await?;
         let (tx, deliveries) = Deliveries::channel(BUFFERED);
-        tokio::spawn(pump(
-            self.instances.clone(),
-            self.published.clone(),
-            topic.to_owned(),
-            metadata,
-            subscription,
-            tx,
-        ));
+        let (instances, published) = (self.instances.clone(), self.published.clone());
+        spawn_until_closed(&self.closing, pump(instances, published, topic.to_owned(), metadata, subscription, tx));
         Ok(deliveries)
     }
 }
