@@ -180,21 +180,7 @@ impl PubSub for GrpcPubSub {
             self.features.lock().expect("features lock").as_ref().is_some_and(|f| f.iter().any(|f| f == BULK_PUBSUB));
         if !bulk {
             // As daprd: without BULK_PUBSUB, one Publish per entry.
-            let mut failed = Vec::new();
-            for entry in entries {
-                let mut message_metadata = metadata.clone();
-                message_metadata.extend(entry.metadata);
-                let request = PublishRequest {
-                    topic: topic.to_owned(),
-                    data: entry.data,
-                    metadata: message_metadata,
-                    content_type: entry.content_type,
-                };
-                if let Err(e) = self.publish(request).await {
-                    failed.push(FailedEntry { entry_id: entry.entry_id, error: e.to_string() });
-                }
-            }
-            return Ok(failed);
+            return super::publish_each(self, topic, entries, metadata).await;
         }
         let max = self.max();
         let message = pb::BulkPublishRequest {

@@ -103,24 +103,36 @@ pub trait PubSub: Send + Sync + 'static {
         entries: Vec<BulkMessage>,
         metadata: Metadata,
     ) -> Result<Vec<FailedEntry>> {
-        let mut failed = Vec::new();
-        for entry in entries {
-            let mut message_metadata = metadata.clone();
-            message_metadata.extend(entry.metadata);
-            let request = PublishRequest {
-                topic: topic.to_owned(),
-                data: entry.data,
-                metadata: message_metadata,
-                content_type: entry.content_type,
-            };
-            if let Err(e) = self.publish(request).await {
-                failed.push(FailedEntry { entry_id: entry.entry_id, error: e.to_string() });
-            }
-        }
-        Ok(failed)
+        publish_each(self, topic, entries, metadata).await
     }
 
     /// Starts a subscription to `topic`. Messages published after this call
     /// returns are delivered; `metadata` may name a [`CONSUMER_ID`] group.
     async fn subscribe(&self, topic: &str, metadata: Metadata) -> Result<Deliveries<Message>>;
+}
+
+/// `bulk_publish` as one `publish` per entry (entry metadata over the
+/// request's): the default, and what daprd does for a gRPC broker without
+/// the `BULK_PUBSUB` feature.
+pub(crate) async fn publish_each<P: PubSub + ?Sized>(
+    pubsub: &P,
+    topic: &str,
+    entries: Vec<BulkMessage>,
+    metadata: Metadata,
+) -> Result<Vec<FailedEntry>> {
+    let mut failed = Vec::new();
+    for entry in entries {
+        let mut message_metadata = metadata.clone();
+        message_metadata.extend(entry.metadata);
+        let request = PublishRequest {
+            topic: topic.to_owned(),
+            data: entry.data,
+            metadata: message_metadata,
+            content_type: entry.content_type,
+        };
+        if let Err(e) = pubsub.publish(request).await {
+            failed.push(FailedEntry { entry_id: entry.entry_id, error: e.to_string() });
+        }
+    }
+    Ok(failed)
 }

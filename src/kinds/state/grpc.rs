@@ -238,14 +238,7 @@ impl StateStore for GrpcStateStore {
 
     async fn bulk_set(&self, requests: Vec<SetRequest>) -> Result<()> {
         if requests.iter().any(|r| conditional(&r.etag, &r.options, &r.metadata)) {
-            let mut failed = Vec::new();
-            for r in requests {
-                let key = r.key.clone();
-                if let Err(e) = self.set(r).await {
-                    failed.push((key, e));
-                }
-            }
-            return if failed.is_empty() { Ok(()) } else { Err(ComponentError::Bulk(failed)) };
+            return super::set_each(self, requests).await;
         }
         let max = self.max();
         let message = pb::BulkSetRequest {
@@ -260,14 +253,7 @@ impl StateStore for GrpcStateStore {
 
     async fn bulk_delete(&self, requests: Vec<DeleteRequest>) -> Result<()> {
         if requests.iter().any(|r| conditional(&r.etag, &r.options, &Metadata::new())) {
-            let mut failed = Vec::new();
-            for r in requests {
-                let key = r.key.clone();
-                if let Err(e) = self.delete(r).await {
-                    failed.push((key, e));
-                }
-            }
-            return if failed.is_empty() { Ok(()) } else { Err(ComponentError::Bulk(failed)) };
+            return super::delete_each(self, requests).await;
         }
         let max = self.max();
         let message = pb::BulkDeleteRequest {

@@ -220,32 +220,43 @@ pub trait StateStore: Send + Sync + 'static {
     /// together in [`ComponentError::Bulk`](super::ComponentError::Bulk), the
     /// others stay written.
     async fn bulk_set(&self, requests: Vec<SetRequest>) -> Result<()> {
-        let mut failed = Vec::new();
-        for request in requests {
-            let key = request.key.clone();
-            if let Err(e) = self.set(request).await {
-                failed.push((key, e));
-            }
-        }
-        bulk_result(failed)
+        set_each(self, requests).await
     }
 
     /// Deletes several keys, with the same partial-failure rule as `bulk_set`.
     async fn bulk_delete(&self, requests: Vec<DeleteRequest>) -> Result<()> {
-        let mut failed = Vec::new();
-        for request in requests {
-            let key = request.key.clone();
-            if let Err(e) = self.delete(request).await {
-                failed.push((key, e));
-            }
-        }
-        bulk_result(failed)
+        delete_each(self, requests).await
     }
 
     /// Applies `operations` in order, all or nothing: if one fails (an ETag
     /// mismatch, say) none of them is visible afterwards. Stores without the
     /// `TRANSACTIONAL` feature return `NotSupported`.
     async fn transact(&self, operations: Vec<TransactionOperation>, metadata: Metadata) -> Result<()>;
+}
+
+/// `bulk_set` as one `set` per request: the default, and the gRPC adapter's
+/// path when Dapr's `BulkSet` could not report exactly the failed keys.
+pub(crate) async fn set_each<S: StateStore + ?Sized>(store: &S, requests: Vec<SetRequest>) -> Result<()> {
+    let mut failed = Vec::new();
+    for request in requests {
+        let key = request.key.clone();
+        if let Err(e) = store.set(request).await {
+            failed.push((key, e));
+        }
+    }
+    bulk_result(failed)
+}
+
+/// `bulk_delete` as one `delete` per request (see [`set_each`]).
+pub(crate) async fn delete_each<S: StateStore + ?Sized>(store: &S, requests: Vec<DeleteRequest>) -> Result<()> {
+    let mut failed = Vec::new();
+    for request in requests {
+        let key = request.key.clone();
+        if let Err(e) = store.delete(request).await {
+            failed.push((key, e));
+        }
+    }
+    bulk_result(failed)
 }
 
 fn bulk_result(failed: Vec<(String, super::ComponentError)>) -> Result<()> {
