@@ -20,7 +20,8 @@
 //! Options: `--quick`, `--duration SECS`, `--rate QPS`, `--conns N`,
 //! `--only SUBSTRING` (targets whose name contains it), `--write-readme`
 //! (default in full mode: replaces the table between the `load-bench`
-//! markers of README.md).
+//! markers of README.md). `PLUGHOST_BIN=path` loads another plughost
+//! binary (to compare two builds).
 
 mod baseline;
 mod load;

@@ -106,7 +106,7 @@ fn start_baseline() -> (Process, SocketAddr, SocketAddr) {
 /// how long that took.
 pub fn start_plughost(extra: &[&std::ffi::OsStr]) -> (Process, SocketAddr, SocketAddr, Duration) {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_plughost"))
+    let mut child = Command::new(plughost_binary())
         .env("RUST_LOG", "info")
         .env_remove("DAPR_API_TOKEN")
         .args(["run", "--dapr-grpc-port", "0", "--dapr-http-port", "0"])
@@ -133,6 +133,12 @@ pub fn start_plughost(extra: &[&std::ffi::OsStr]) -> (Process, SocketAddr, Socke
     };
     let (grpc, http) = (port("gRPC API on port "), port("HTTP API on port "));
     (Process { child }, ([127, 0, 0, 1], http).into(), ([127, 0, 0, 1], grpc).into(), ready)
+}
+
+/// The plughost binary under load: this build's, or `PLUGHOST_BIN` (to
+/// compare two builds with the same bench).
+fn plughost_binary() -> PathBuf {
+    std::env::var_os("PLUGHOST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_plughost")), PathBuf::from)
 }
 
 fn start_component(binary: &Path, kind: &str, socket: &Path) -> Process {
