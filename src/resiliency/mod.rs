@@ -170,12 +170,12 @@ impl Resiliency {
     pub fn outbound(&self, name: &str, kind: ComponentKind) -> Policy {
         let (timeout, retry, breaker) = match self.components.get(name) {
             Some(target) => {
+                // Every name was checked at load time (check_references).
                 let names = &target.outbound;
-                let named = |n: &Option<Named>| n.as_ref().map(|n| n.name.clone()).unwrap_or_default();
                 (
-                    self.timeouts.get(&named(&names.timeout)).copied(),
-                    self.retries.get(&named(&names.retry)).cloned(),
-                    self.breakers.get_key_value(&named(&names.circuit_breaker)),
+                    self.timeouts.get(name_of(&names.timeout)).copied(),
+                    self.retries.get(name_of(&names.retry)).cloned(),
+                    self.breakers.get_key_value(name_of(&names.circuit_breaker)),
                 )
             }
             None => {
@@ -226,6 +226,7 @@ impl Resiliency {
     }
 }
 
+/// The policy name referenced, or `""` (which names no policy).
 fn name_of(named: &Option<Named>) -> &str {
     named.as_ref().map_or("", |n| n.name.as_str())
 }
