@@ -19,8 +19,9 @@
 //!   secretStore: localsecrets
 //! ```
 //!
-//! A file may hold several documents separated by `---`. Documents of other
-//! kinds (`Subscription`, `Configuration`, ...) are skipped. Any error refuses
+//! A file may hold several documents separated by `---`. `kind: Resiliency`
+//! documents are read by [`crate::resiliency`]; documents of other kinds
+//! (`Subscription`, `Configuration`, ...) are skipped. Any error refuses
 //! the whole load, naming file, line and reason: nothing is half-applied.
 
 use std::fmt;
@@ -28,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::resiliency::Resiliency;
 
 /// Default `spec.initTimeout`, as in Dapr.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,10 +145,33 @@ pub struct ConfigError {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
+/// Everything a components directory configures.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The `kind: Component` documents, in file order.
+    pub components: Vec<ComponentSpec>,
+    /// Every `kind: Resiliency` document, merged.
+    pub resiliency: Resiliency,
+}
+
+/// One document plughost reads, by its `kind`.
+#[derive(Debug, Clone)]
+pub enum Document {
+    /// `kind: Component`.
+    Component(ComponentSpec),
+    /// `kind: Resiliency`.
+    Resiliency(Resiliency),
+}
+
 /// Reads every `*.yaml` / `*.yml` file in `dir` (not recursive, sorted by
 /// name). Other files are ignored. Every bad file is reported; if there is
 /// one, nothing is returned.
 pub fn load_dir(dir: &Path) -> Result<Vec<ComponentSpec>, ConfigErrors> {
+    load_config(dir).map(|config| config.components)
+}
+
+/// Like [`load_dir`], with every document kind plughost reads.
+pub fn load_config(dir: &Path) -> Result<Config, ConfigErrors> {
     let fail = |reason: String| ConfigErrors(vec![ConfigError { path: dir.to_owned(), line: None, reason }]);
     let entries = std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read components directory: {e}")))?;
     let mut files: Vec<PathBuf> = entries
@@ -153,49 +179,91 @@ pub fn load_dir(dir: &Path) -> Result<Vec<ComponentSpec>, ConfigErrors> {
         .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
         .collect();
     files.sort();
-    let mut specs = Vec::new();
+    let mut config = Config::default();
     let mut errors = Vec::new();
     for path in files {
         let parsed = std::fs::read_to_string(&path)
             .map_err(|e| vec![ConfigError { path: path.clone(), line: None, reason: format!("cannot read: {e}") }])
-            .and_then(|text| parse_file(&path, &text));
+            .and_then(|text| parse_documents(&path, &text));
         match parsed {
-            Ok(found) => specs.extend(found),
+            Ok(found) => {
+                for document in found {
+                    match document {
+                        Document::Component(spec) => config.components.push(spec),
+                        Document::Resiliency(resiliency) => config.resiliency.merge(resiliency),
+                    }
+                }
+            }
             Err(found) => errors.extend(found),
         }
     }
-    if errors.is_empty() { Ok(specs) } else { Err(ConfigErrors(errors)) }
+    // Targets may name policies of other documents: checked once all are read.
+    errors.extend(config.resiliency.check_references());
+    if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
 }
 
-/// Parses the text of one file (named `path` in errors).
+/// Parses the text of one file (named `path` in errors): its components.
 pub fn parse_file(path: &Path, text: &str) -> Result<Vec<ComponentSpec>, Vec<ConfigError>> {
-    let mut specs = Vec::new();
+    let documents = parse_documents(path, text)?;
+    Ok(documents
+        .into_iter()
+        .filter_map(|d| match d {
+            Document::Component(spec) => Some(spec),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Parses the text of one file (named `path` in errors): every document of a
+/// kind plughost reads.
+pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Document>, Vec<ConfigError>> {
+    let mut documents = Vec::new();
     let mut errors = Vec::new();
     for (first_line, doc) in split_documents(text) {
         let error = |line: Option<usize>, reason: String| ConfigError { path: path.to_owned(), line, reason };
         if doc.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
             continue;
         }
-        let raw: RawDocument = match serde_yaml::from_str(&doc) {
-            Ok(raw) => raw,
+        let head: RawHead = match serde_yaml::from_str(&doc) {
+            Ok(head) => head,
             Err(e) => {
-                let line = e.location().map(|l| first_line + l.line() - 1);
-                errors.push(error(line.or(Some(first_line)), e.to_string()));
+                let (line, reason) = yaml_error(&e, first_line);
+                errors.push(error(Some(line), reason));
                 continue;
             }
         };
-        match to_spec(raw, &doc, first_line) {
-            Ok(Some(mut spec)) => {
-                if let Origin::File { path: p, .. } = &mut spec.origin {
-                    *p = path.to_owned();
-                }
-                specs.push(spec);
-            }
+        match parse_document(path, &doc, first_line, head.kind.as_deref()) {
+            Ok(Some(document)) => documents.push(document),
             Ok(None) => {}
             Err((line, reason)) => errors.push(error(Some(line), reason)),
         }
     }
-    if errors.is_empty() { Ok(specs) } else { Err(errors) }
+    if errors.is_empty() { Ok(documents) } else { Err(errors) }
+}
+
+/// The one place a document's `kind` picks its reader. Kinds plughost does
+/// not read (`Configuration`, ...) are skipped.
+fn parse_document(path: &Path, doc: &str, first_line: usize, kind: Option<&str>) -> DocResult<Option<Document>> {
+    match kind {
+        Some("Component") => {
+            let raw: RawDocument = serde_yaml::from_str(doc).map_err(|e| yaml_error(&e, first_line))?;
+            let Some(mut spec) = to_spec(raw, doc, first_line)? else { return Ok(None) };
+            if let Origin::File { path: p, .. } = &mut spec.origin {
+                *p = path.to_owned();
+            }
+            Ok(Some(Document::Component(spec)))
+        }
+        Some("Resiliency") => {
+            crate::resiliency::parse_document(path, doc, first_line).map(|r| Some(Document::Resiliency(r)))
+        }
+        Some(_) => Ok(None),
+        None => Err((first_line, "missing `kind` (expected `kind: Component`)".into())),
+    }
+}
+
+/// A YAML error's file line (documents start at `first_line`) and text.
+fn yaml_error(e: &serde_yaml::Error, first_line: usize) -> (usize, String) {
+    (e.location().map_or(first_line, |l| first_line + l.line() - 1), e.to_string())
 }
 
 /// Splits a multi-document YAML text at `---` lines, keeping each document's
@@ -226,6 +294,12 @@ fn line_of(doc: &str, first_line: usize, key: &str, value: Option<&str>) -> usiz
                 .is_some_and(|rest| value.is_none_or(|v| rest.contains(v)))
         })
         .map_or(first_line, |i| first_line + i)
+}
+
+/// Just enough of a document to pick its reader.
+#[derive(Deserialize)]
+struct RawHead {
+    kind: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -18,6 +18,7 @@ use crate::registry::{
     ComponentInfo, Factories, Factory, FactoryContext, Health, Instance, Mode, Registry, RegistryBuilder,
     RegistryError, Status,
 };
+use crate::resiliency::Resiliency;
 
 /// How long `shutdown` waits for each component to close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -152,6 +153,7 @@ pub struct HostBuilder {
     instances: Vec<(String, Instance)>,
     factories: Factories,
     embedded_defaults: bool,
+    resiliency: Resiliency,
     socket_dir: Option<PathBuf>,
     grpc: GrpcOptions,
 }
@@ -184,6 +186,7 @@ impl HostBuilder {
             instances: Vec::new(),
             factories,
             embedded_defaults: false,
+            resiliency: Resiliency::default(),
             socket_dir: None,
             grpc: GrpcOptions::default(),
         }
@@ -240,6 +243,13 @@ impl HostBuilder {
         self
     }
 
+    /// Adds resiliency policies, as if read from a `kind: Resiliency`
+    /// document of the components directory (which may add more).
+    pub fn resiliency(mut self, resiliency: Resiliency) -> Self {
+        self.resiliency.merge(resiliency);
+        self
+    }
+
     /// Adds a ready-made instance under `name`; it is initialised with empty
     /// metadata like any other component.
     pub fn instance(mut self, name: impl Into<String>, instance: Instance) -> Self {
@@ -289,8 +299,11 @@ impl HostBuilder {
                 specs.push(ComponentSpec { origin: Origin::Default, ..ComponentSpec::new(name, type_name) });
             }
         }
+        let mut resiliency = self.resiliency;
         if let Some(dir) = &self.components_dir {
-            specs.extend(config::load_dir(dir)?);
+            let config = config::load_config(dir)?;
+            specs.extend(config.components);
+            resiliency.merge(config.resiliency);
         }
         specs.extend(self.specs);
 
@@ -347,12 +360,18 @@ impl HostBuilder {
             let secret_store = spec.type_name.starts_with("secretstores.");
             (!secret_store, !secret_store && types.waits.contains_key(&spec.name))
         });
+        let mut configured: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        configured.extend(self.instances.iter().map(|(name, _)| name.as_str()));
+        for (name, origin) in resiliency.unknown_targets(&configured) {
+            tracing::warn!("{origin}: resiliency target `{name}` names no configured component");
+        }
         for spec in &specs {
-            start_spec(spec, &mut types, &self.data_dir, &mut builder).await?;
+            start_spec(spec, &mut types, &self.data_dir, &resiliency, &mut builder).await?;
         }
         for (name, instance) in self.instances {
             let spec = ComponentSpec { origin: Origin::Code, ..ComponentSpec::new(&name, "embedded") };
-            start(&spec, Mode::Embedded, instance, Metadata::new(), Health::default(), &mut builder).await?;
+            let (metadata, health) = (Metadata::new(), Health::default());
+            start(&spec, Mode::Embedded, instance, metadata, health, &resiliency, &mut builder).await?;
         }
         Ok(Host { registry: builder.build(), data_dir: self.data_dir, skipped_wasm, sockets, _watcher: watcher })
     }
@@ -404,6 +423,7 @@ async fn start_spec(
     spec: &ComponentSpec,
     types: &mut Types<'_>,
     data_dir: &Path,
+    resiliency: &Resiliency,
     builder: &mut RegistryBuilder,
 ) -> Result<()> {
     let factory = types.resolve(spec).await?;
@@ -421,7 +441,7 @@ async fn start_spec(
     let context = FactoryContext { name: spec.name.clone(), data_dir: data_dir.to_owned(), health: health.clone() };
     let made = (factory.make)(context).await.map_err(|e| fail(format!("{e:#}")));
     let result = match made {
-        Ok(instance) => start(spec, factory.mode, instance, metadata, health.clone(), builder).await,
+        Ok(instance) => start(spec, factory.mode, instance, metadata, health.clone(), resiliency, builder).await,
         Err(e) => Err(e),
     };
     match result {
@@ -457,13 +477,15 @@ fn info(
     }
 }
 
-/// Initialises `instance` within the spec's timeout and registers it.
+/// Initialises `instance` within the spec's timeout and registers it,
+/// wrapped in its resiliency policy: the one place every mode gets it.
 async fn start(
     spec: &ComponentSpec,
     mode: Mode,
     instance: Instance,
     metadata: Metadata,
     health: Health,
+    resiliency: &Resiliency,
     builder: &mut RegistryBuilder,
 ) -> Result<()> {
     let (name, origin) = (spec.name.clone(), spec.origin.clone());
@@ -490,7 +512,7 @@ async fn start(
         kinds = ?kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         "component ready"
     );
-    builder.add(info, instance);
+    builder.add(info, resiliency.wrap(&spec.name, instance));
     Ok(())
 }
 

@@ -11,6 +11,8 @@
 //! * [`registry`]: factories by component type, instances by name, one typed
 //!   map per kind.
 //! * [`config`]: Dapr Component YAML.
+//! * [`resiliency`]: Dapr `kind: Resiliency` policies (timeouts, retries,
+//!   circuit breakers) around every component's outbound calls.
 //! * [`builtins`]: the native component types and their names.
 //! * [`wasm`]: loading `.wasm` components (one `Engine`, a precompiled cache,
 //!   kinds read from exports) and running them isolated.
@@ -44,6 +46,7 @@ pub mod grpc;
 mod host;
 pub mod kinds;
 pub mod registry;
+pub mod resiliency;
 pub mod wasm;
 
 pub use error::{Error, Result};

@@ -88,6 +88,30 @@ impl ComponentError {
     pub fn etag_invalid(key: &str, message: impl std::fmt::Display) -> Self {
         Self::EtagInvalid { key: key.to_owned(), message: message.to_string() }
     }
+
+    /// Whether the same call may succeed if it is simply made again: the one
+    /// rule resiliency policies follow, for retries and for what a circuit
+    /// breaker counts as a failure.
+    ///
+    /// Transient: [`Unavailable`](Self::Unavailable) (process down, instance
+    /// being replaced), [`DeadlineExceeded`](Self::DeadlineExceeded) and
+    /// [`Internal`](Self::Internal) (a backend error, a guest trap: Dapr
+    /// retries these too). Permanent, never retried, and proof that the
+    /// component is answering: ETag mismatch or invalid (the caller must
+    /// re-read), not found, invalid argument, not supported, and a bulk
+    /// call's partial failure (the other items were applied; repeating the
+    /// whole call is not the same call).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } | Self::DeadlineExceeded { .. } | Self::Internal(_) => true,
+            Self::EtagMismatch { .. }
+            | Self::EtagInvalid { .. }
+            | Self::NotFound(_)
+            | Self::InvalidArgument(_)
+            | Self::NotSupported(_)
+            | Self::Bulk(_) => false,
+        }
+    }
 }
 
 fn detail(message: &str) -> String {

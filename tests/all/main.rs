@@ -6,6 +6,7 @@
 //! * `cli`: the `plughost` binary, including the data-driven `tests/cases/`.
 //! * `grpc`: gRPC mode: socket discovery, late sockets, component processes
 //!   killed and restarted, health, headers and deadlines on the wire.
+//! * `resiliency`: `kind: Resiliency` policies on real gRPC components.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
 //!   against `plughost run` in every component mode.
 
@@ -14,5 +15,6 @@ mod cli;
 mod conformance;
 mod grpc;
 mod host;
+mod resiliency;
 mod support;
 mod wasm;
