@@ -18,6 +18,7 @@ use crate::registry::{
     ComponentInfo, Factories, Factory, FactoryContext, Health, Instance, Mode, Registry, RegistryBuilder,
     RegistryError, Status,
 };
+use crate::supervisor::{ProcessInfo, ProcessSettings, Supervisor};
 
 /// How long `shutdown` waits for each component to close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,6 +36,8 @@ pub struct Host {
     data_dir: PathBuf,
     skipped_wasm: Vec<(PathBuf, String)>,
     sockets: Option<Arc<SocketDirectory>>,
+    /// The component processes plughost started (`plughost.io/command`).
+    supervisor: Option<Supervisor>,
     /// Scans the socket folder while the host lives.
     _watcher: Option<AbortOnDrop<()>>,
 }
@@ -81,6 +84,17 @@ impl Host {
         self.sockets.as_ref().map(|s| s.report())
     }
 
+    /// The component processes plughost supervises (declared with
+    /// `plughost.io/command`), if any.
+    pub fn supervisor(&self) -> Option<&Supervisor> {
+        self.supervisor.as_ref()
+    }
+
+    /// What each supervised component process is doing.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        self.supervisor.as_ref().map(Supervisor::processes).unwrap_or_default()
+    }
+
     /// The state store named `name`.
     pub fn state(&self, name: &str) -> Result<Arc<dyn StateStore>, RegistryError> {
         self.registry.state(name)
@@ -119,6 +133,11 @@ impl Host {
                 Ok(Err(e)) => tracing::warn!(component = name, "close failed: {e}"),
                 Err(_) => tracing::warn!(component = name, "close did not finish within {CLOSE_TIMEOUT:?}"),
             }
+        }
+        // Processes last: their components are closed, so nothing is acked
+        // or nacked on a stream that is going away.
+        if let Some(supervisor) = self.supervisor {
+            supervisor.shutdown().await;
         }
     }
 }
@@ -305,6 +324,28 @@ impl HostBuilder {
         std::fs::create_dir_all(&self.data_dir)
             .map_err(|error| Error::DataDir { path: self.data_dir.clone(), error })?;
 
+        // Supervised processes start before the socket folder is scanned,
+        // so the types they serve are known (see `crate::supervisor`).
+        let processes = process_settings(&specs, self.socket_dir.as_deref()).map_err(|e| *e)?;
+        let (supervisor, failed) = match processes.is_empty() {
+            true => (None, Vec::new()),
+            false => {
+                let (supervisor, failed) = Supervisor::start(
+                    processes.iter().filter(|(c, p)| *c == p.component).map(|(_, p)| p.clone()).collect(),
+                )
+                .await;
+                (Some(supervisor), failed)
+            }
+        };
+        // Component name → why its process did not start.
+        let process_failures: HashMap<&str, String> = processes
+            .iter()
+            .filter_map(|(component, p)| {
+                let reason = failed.iter().find(|(declared, _)| *declared == p.component)?;
+                Some((component.as_str(), reason.1.clone()))
+            })
+            .collect();
+
         // Sockets: one scan before anything starts, then watched.
         let sockets = match &self.socket_dir {
             Some(dir) => {
@@ -347,15 +388,71 @@ impl HostBuilder {
             let secret_store = spec.type_name.starts_with("secretstores.");
             (!secret_store, !secret_store && types.waits.contains_key(&spec.name))
         });
-        for spec in &specs {
-            start_spec(spec, &mut types, &self.data_dir, &mut builder).await?;
+        let started: Result<()> = async {
+            for spec in &specs {
+                if let Some(reason) = process_failures.get(spec.name.as_str()) {
+                    let reason = format!("its process did not start: {reason}");
+                    let error = Error::Create { name: spec.name.clone(), origin: spec.origin.clone(), reason };
+                    if !spec.ignore_errors {
+                        return Err(error);
+                    }
+                    tracing::warn!(component = %spec.name, "skipped (ignoreErrors): {error}");
+                    let failed = Status::Failed(error.to_string());
+                    builder.add_failed(info(spec, Mode::Grpc, Vec::new(), failed, Health::default(), Vec::new()));
+                    continue;
+                }
+                start_spec(spec, &mut types, &self.data_dir, &mut builder).await?;
+            }
+            for (name, instance) in self.instances {
+                let spec = ComponentSpec { origin: Origin::Code, ..ComponentSpec::new(&name, "embedded") };
+                start(&spec, Mode::Embedded, instance, Metadata::new(), Health::default(), &mut builder).await?;
+            }
+            Ok(())
         }
-        for (name, instance) in self.instances {
-            let spec = ComponentSpec { origin: Origin::Code, ..ComponentSpec::new(&name, "embedded") };
-            start(&spec, Mode::Embedded, instance, Metadata::new(), Health::default(), &mut builder).await?;
+        .await;
+        if let Err(error) = started {
+            if let Some(supervisor) = supervisor {
+                supervisor.shutdown().await;
+            }
+            return Err(error);
         }
-        Ok(Host { registry: builder.build(), data_dir: self.data_dir, skipped_wasm, sockets, _watcher: watcher })
+        Ok(Host {
+            registry: builder.build(),
+            data_dir: self.data_dir,
+            skipped_wasm,
+            sockets,
+            supervisor,
+            _watcher: watcher,
+        })
     }
+}
+
+/// The processes the specs declare, each with the component that uses it;
+/// components sharing a socket must declare the same process.
+fn process_settings(
+    specs: &[ComponentSpec],
+    socket_dir: Option<&Path>,
+) -> Result<Vec<(String, ProcessSettings)>, Box<Error>> {
+    let mut found: Vec<(String, ProcessSettings)> = Vec::new();
+    for spec in specs {
+        let fail =
+            |reason: String| Box::new(Error::Create { name: spec.name.clone(), origin: spec.origin.clone(), reason });
+        let Some(settings) = ProcessSettings::from_spec(spec, socket_dir).map_err(fail)? else { continue };
+        if let Some((_, other)) = found.iter().find(|(_, p)| p.socket == settings.socket) {
+            if !other.same_process(&settings) {
+                return Err(fail(format!(
+                    "component `{}` declares a different process for the same socket {}",
+                    other.component,
+                    settings.socket.display()
+                )));
+            }
+            let shared = other.clone();
+            found.push((spec.name.clone(), shared));
+            continue;
+        }
+        found.push((spec.name.clone(), settings));
+    }
+    Ok(found)
 }
 
 /// Where component types come from: factories (built-in, embedded) first,

@@ -21,6 +21,8 @@
 //!   with their kinds.
 //! * [`api`]: the Dapr-compatible sidecar API (gRPC and HTTP) over a
 //!   [`Registry`]: key prefixing, CloudEvents, errors, API token, limits.
+//! * [`supervisor`]: component processes plughost starts, restarts and
+//!   stops (`plughost.io/command` annotations).
 //! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.
 //!
 //! # Embedding
@@ -44,6 +46,7 @@ pub mod grpc;
 mod host;
 pub mod kinds;
 pub mod registry;
+pub mod supervisor;
 pub mod wasm;
 
 pub use error::{Error, Result};

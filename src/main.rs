@@ -169,14 +169,12 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(RunArgs { sources, api }) => {
+            // Handlers first: a SIGTERM right after the start-up line must
+            // stop plughost in order (components, then their processes).
+            let shutdown = stop_signals()?;
             let host = sources.builder().build().await?;
             let config = api.config();
             let app_id = config.app_id.clone();
-            let shutdown = async {
-                if let Err(e) = wait_for_signal().await {
-                    tracing::error!("cannot wait for signals: {e}");
-                }
-            };
             let served = plughost::api::serve(host.registry().clone(), config, shutdown).await;
             let api = match served {
                 Ok(api) => api,
@@ -241,11 +239,16 @@ fn table(components: &[plughost::registry::ComponentInfo]) -> String {
     out
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
-    }
-    Ok(())
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now, not when first
+/// polled, and resolves on the first of them.
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

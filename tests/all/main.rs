@@ -6,6 +6,8 @@
 //! * `cli`: the `plughost` binary, including the data-driven `tests/cases/`.
 //! * `grpc`: gRPC mode: socket discovery, late sockets, component processes
 //!   killed and restarted, health, headers and deadlines on the wire.
+//! * `supervisor`: component processes plughost starts, restarts and stops
+//!   (`plughost.io/command`), with the reliability guide's section D.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
 //!   against `plughost run` in every component mode.
 
@@ -14,5 +16,6 @@ mod cli;
 mod conformance;
 mod grpc;
 mod host;
+mod supervisor;
 mod support;
 mod wasm;

@@ -234,6 +234,11 @@ impl RunningSidecar {
         panic!("plughost still running after {limit:?}");
     }
 
+    /// The process id of `plughost run`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The environment a Dapr SDK needs to reach this sidecar.
     pub fn sdk_env(&self) -> Vec<(&'static str, String)> {
         vec![
