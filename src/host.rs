@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::{self, ComponentSpec, MetadataValue, Origin};
 use crate::error::{Error, Result};
 use crate::grpc::{GrpcOptions, SocketDirectory, SocketReport};
+use crate::health::HealthOptions;
 use crate::kinds::input_binding::InputBinding;
 use crate::kinds::output_binding::OutputBinding;
 use crate::kinds::pubsub::PubSub;
@@ -40,6 +41,8 @@ pub struct Host {
     supervisor: Option<Supervisor>,
     /// Scans the socket folder while the host lives.
     _watcher: Option<AbortOnDrop<()>>,
+    /// Probes every component's health while the host lives.
+    _prober: AbortOnDrop<()>,
 }
 
 /// A task that ends with its owner.
@@ -125,6 +128,7 @@ impl Host {
     /// not keep the others open.
     pub async fn shutdown(self) {
         drop(self._watcher);
+        drop(self._prober);
         for info in self.registry.components().iter().rev().filter(|i| i.status == Status::Ready) {
             let name = info.name.as_str();
             let closed = tokio::time::timeout(CLOSE_TIMEOUT, close(&self.registry, info)).await;
@@ -173,6 +177,7 @@ pub struct HostBuilder {
     embedded_defaults: bool,
     socket_dir: Option<PathBuf>,
     grpc: GrpcOptions,
+    health: HealthOptions,
 }
 
 impl Default for HostBuilder {
@@ -205,6 +210,7 @@ impl HostBuilder {
             embedded_defaults: false,
             socket_dir: None,
             grpc: GrpcOptions::default(),
+            health: HealthOptions::default(),
         }
     }
 
@@ -222,6 +228,13 @@ impl HostBuilder {
     /// Timeouts and limits of gRPC mode.
     pub fn grpc_options(mut self, options: GrpcOptions) -> Self {
         self.grpc = options;
+        self
+    }
+
+    /// How often and how patiently every component is probed for its
+    /// health (see [`crate::health`]).
+    pub fn health_options(mut self, options: HealthOptions) -> Self {
+        self.health = options;
         self
     }
 
@@ -416,13 +429,16 @@ impl HostBuilder {
             }
             return Err(error);
         }
+        let registry = builder.build();
+        let prober = AbortOnDrop(tokio::spawn(crate::health::run(registry.clone(), self.health)));
         Ok(Host {
-            registry: builder.build(),
+            registry,
             data_dir: self.data_dir,
             skipped_wasm,
             sockets,
             supervisor,
             _watcher: watcher,
+            _prober: prober,
         })
     }
 }

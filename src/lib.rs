@@ -21,6 +21,7 @@
 //!   with their kinds.
 //! * [`api`]: the Dapr-compatible sidecar API (gRPC and HTTP) over a
 //!   [`Registry`]: key prefixing, CloudEvents, errors, API token, limits.
+//! * [`health`]: the periodic health probe of every component, every mode.
 //! * [`supervisor`]: component processes plughost starts, restarts and
 //!   stops (`plughost.io/command` annotations).
 //! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.
@@ -43,6 +44,7 @@ pub mod builtins;
 pub mod config;
 mod error;
 pub mod grpc;
+pub mod health;
 mod host;
 pub mod kinds;
 pub mod registry;

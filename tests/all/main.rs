@@ -6,6 +6,7 @@
 //! * `cli`: the `plughost` binary, including the data-driven `tests/cases/`.
 //! * `grpc`: gRPC mode: socket discovery, late sockets, component processes
 //!   killed and restarted, health, headers and deadlines on the wire.
+//! * `health`: the periodic probe of every component and where it shows.
 //! * `supervisor`: component processes plughost starts, restarts and stops
 //!   (`plughost.io/command`), with the reliability guide's section D.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
@@ -15,6 +16,7 @@ mod api;
 mod cli;
 mod conformance;
 mod grpc;
+mod health;
 mod host;
 mod supervisor;
 mod support;

@@ -393,7 +393,7 @@ fn plughost_killed_or_stopped_leaves_no_component_process() {
 }
 
 /// The PIDs whose parent is `pid` (from `/proc/<pid>/task/*/children`).
-fn children_of(pid: u32) -> Vec<u32> {
+pub fn children_of(pid: u32) -> Vec<u32> {
     let mut children = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
         let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
