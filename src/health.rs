@@ -72,6 +72,7 @@ fn record(name: &str, mode: Mode, health: &Health, probe: Probe) {
             Some(error) => tracing::warn!(component = name, "health probe failed: {error}"),
         }
     }
+    crate::metrics::global().probed(name, mode.as_str(), probe.ok, probe.latency);
     if mode != Mode::Grpc {
         match &probe.error {
             None => health.set_ready(),

@@ -21,6 +21,7 @@
 //!   with their kinds.
 //! * [`api`]: the Dapr-compatible sidecar API (gRPC and HTTP) over a
 //!   [`Registry`]: key prefixing, CloudEvents, errors, API token, limits.
+//! * [`metrics`]: Prometheus metrics (`--metrics-port`).
 //! * [`health`]: the periodic health probe of every component, every mode.
 //! * [`supervisor`]: component processes plughost starts, restarts and
 //!   stops (`plughost.io/command` annotations).
@@ -47,6 +48,7 @@ pub mod grpc;
 pub mod health;
 mod host;
 pub mod kinds;
+pub mod metrics;
 pub mod registry;
 pub mod supervisor;
 pub mod wasm;

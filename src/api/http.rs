@@ -55,7 +55,7 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
         .route_layer(middleware::from_fn_with_state(token, check_token));
     let health =
         Router::new().route("/v1.0/healthz", get(healthz)).route("/v1.0/healthz/outbound", get(healthz_outbound));
-    protected.merge(health).with_state(sidecar)
+    protected.merge(health).with_state(sidecar).layer(axum::middleware::from_fn(crate::metrics::count_http))
 }
 
 /// Serves [`router`] on `listener` until the sidecar stops.

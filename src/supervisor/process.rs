@@ -188,6 +188,7 @@ impl Supervised {
                 () = stopped(&mut stop) => break,
             }
             self.update(|i| i.restarts += 1);
+            crate::metrics::global().process_restarted(&name);
         }
         self.update(|i| (i.state, i.pid) = (ProcessState::Stopped, None));
     }

@@ -63,7 +63,9 @@ async fn a_native_component_follows_its_probe() {
 /// Through `plughost run`: a supervised gRPC component SIGKILLed makes
 /// `/v1.0/healthz/outbound` answer 500 naming it and the metadata API show
 /// it unavailable; once restarted both say healthy again, the metadata
-/// keeping the last error. `/v1.0/healthz` (liveness) stays 204.
+/// keeping the last error. `/v1.0/healthz` (liveness) stays 204. The
+/// metrics endpoint, scraped and parsed, counts the restart, the requests
+/// by status and the probes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_transitions_show_in_the_sidecar_api() {
     let dir = short_tempdir();
@@ -88,7 +90,7 @@ async fn health_transitions_show_in_the_sidecar_api() {
         },
         args: vec!["--sockets-dir".into(), sockets.into()],
     };
-    let sidecar = RunningSidecar::start(&components, &[]);
+    let mut sidecar = RunningSidecar::start(&components, &[]);
     let http = format!("http://{}", sidecar.http);
     let client = reqwest::Client::new();
     let get = |path: &str| {
@@ -135,4 +137,50 @@ async fn health_transitions_show_in_the_sidecar_api() {
     assert_eq!(component["status"], "ready", "{component}");
     assert!(!component["health"]["lastError"].as_str().unwrap_or_default().is_empty(), "{component}");
     assert!(component["health"]["lastErrorAt"].is_string(), "{component}");
+
+    // The same events in the Prometheus metrics (`--metrics-port 0`).
+    sidecar.drain_log();
+    let line = sidecar.log.iter().find(|l| l.contains("Prometheus metrics on")).expect("a metrics line");
+    let addr = line.rsplit("metrics=").next().unwrap().split_whitespace().next().unwrap();
+    let text = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    let samples = prometheus_samples(&text);
+    let log = sidecar.log.join("\n");
+    let sample = |series: &str| *samples.get(series).unwrap_or_else(|| panic!("no {series} in\n{text}\nlog:\n{log}"));
+    assert_eq!(sample(r#"plughost_component_process_restarts_total{component="orders"}"#), 1.0);
+    assert!(sample(r#"plughost_sidecar_http_requests_total{method="GET",status="204"}"#) >= 3.0);
+    assert!(sample(r#"plughost_sidecar_http_requests_total{method="GET",status="500"}"#) >= 1.0);
+    // At least the start-up probe (its outcome depends on how loaded the machine is).
+    let probes: f64 = ["ok", "error"]
+        .iter()
+        .filter_map(|o| {
+            samples.get(&format!(
+                r#"plughost_component_health_probes_total{{component="orders",mode="grpc",outcome="{o}"}}"#
+            ))
+        })
+        .sum();
+    assert!(probes >= 1.0, "no probes counted:\n{text}\n{log}");
+    assert!(sample(r#"plughost_component_health_probe_seconds_count{component="orders",mode="grpc"}"#) >= 1.0);
+}
+
+/// Parses Prometheus text exposition: `series value` per sample line,
+/// comments (`# HELP`, `# TYPE`, `# EOF`) checked for shape and skipped.
+fn prometheus_samples(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut samples = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let word = comment.split_whitespace().next().unwrap_or_default();
+            assert!(matches!(word, "HELP" | "TYPE" | "UNIT" | "EOF"), "bad comment line {line:?}");
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample line {line:?}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        assert!(!series.contains('{') || series.ends_with('}'), "bad labels in {line:?}");
+        let value: f64 = value.parse().unwrap_or_else(|e| panic!("bad value in {line:?}: {e}"));
+        samples.insert(series.to_owned(), value);
+    }
+    samples
 }

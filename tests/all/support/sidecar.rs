@@ -168,7 +168,7 @@ impl RunningSidecar {
             .env_remove("DAPR_API_TOKEN")
             // Hermetic: not whatever sockets the machine has in /tmp.
             .env("DAPR_COMPONENTS_SOCKETS_FOLDER", "/nonexistent/plughost-test-sockets")
-            .args(["run", "--dapr-grpc-port", "0", "--dapr-http-port", "0", "--components"])
+            .args(["run", "--dapr-grpc-port", "0", "--dapr-http-port", "0", "--metrics-port", "0", "--components"])
             .arg(components.dir.path())
             .arg("--data-dir")
             .arg(&data)
