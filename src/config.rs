@@ -24,6 +24,7 @@
 //! (`Subscription`, `Configuration`, ...) are skipped. Any error refuses
 //! the whole load, naming file, line and reason: nothing is half-applied.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -52,6 +53,9 @@ pub struct ComponentSpec {
     pub ignore_errors: bool,
     /// `auth.secretStore`: where `secretKeyRef`s are resolved.
     pub secret_store: Option<String>,
+    /// `metadata.annotations`: daprd ignores them; plughost reads its own
+    /// (`plughost.io/...`, see [`crate::supervisor`]).
+    pub annotations: BTreeMap<String, String>,
     /// Where the definition came from, for error messages.
     pub origin: Origin,
 }
@@ -67,8 +71,15 @@ impl ComponentSpec {
             init_timeout: DEFAULT_INIT_TIMEOUT,
             ignore_errors: false,
             secret_store: None,
+            annotations: BTreeMap::new(),
             origin: Origin::Code,
         }
+    }
+
+    /// Adds an annotation (`metadata.annotations`).
+    pub fn annotate(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.insert(key.into(), value.into());
+        self
     }
 
     /// Adds a plain metadata value.
@@ -316,6 +327,8 @@ struct RawDocument {
 #[derive(Deserialize, Default)]
 struct RawMeta {
     name: Option<String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, serde_yaml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -388,6 +401,12 @@ fn to_spec(raw: RawDocument, doc: &str, first_line: usize) -> DocResult<Option<C
             )
         })?,
     };
+    let mut annotations = BTreeMap::new();
+    for (key, value) in raw.metadata.annotations {
+        let value =
+            yaml_scalar(Some(value)).map_err(|reason| (at(&key, None), format!("annotation `{key}`: {reason}")))?;
+        annotations.insert(key, value);
+    }
     let mut metadata = Vec::with_capacity(spec.metadata.len());
     for item in spec.metadata {
         let line = at("name", Some(&item.name));
@@ -410,6 +429,7 @@ fn to_spec(raw: RawDocument, doc: &str, first_line: usize) -> DocResult<Option<C
         init_timeout,
         ignore_errors: spec.ignore_errors,
         secret_store: raw.auth.and_then(|a| a.secret_store),
+        annotations,
         origin: Origin::File { path: PathBuf::new(), line: name_line },
     }))
 }

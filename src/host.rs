@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::{self, ComponentSpec, MetadataValue, Origin};
 use crate::error::{Error, Result};
 use crate::grpc::{GrpcOptions, SocketDirectory, SocketReport};
+use crate::health::HealthOptions;
 use crate::kinds::input_binding::InputBinding;
 use crate::kinds::output_binding::OutputBinding;
 use crate::kinds::pubsub::PubSub;
@@ -19,6 +20,7 @@ use crate::registry::{
     RegistryError, Status,
 };
 use crate::resiliency::Resiliency;
+use crate::supervisor::{ProcessInfo, ProcessSettings, Supervisor};
 
 /// How long `shutdown` waits for each component to close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,8 +38,12 @@ pub struct Host {
     data_dir: PathBuf,
     skipped_wasm: Vec<(PathBuf, String)>,
     sockets: Option<Arc<SocketDirectory>>,
+    /// The component processes plughost started (`plughost.io/command`).
+    supervisor: Option<Supervisor>,
     /// Scans the socket folder while the host lives.
     _watcher: Option<AbortOnDrop<()>>,
+    /// Probes every component's health while the host lives.
+    _prober: AbortOnDrop<()>,
 }
 
 /// A task that ends with its owner.
@@ -82,6 +88,17 @@ impl Host {
         self.sockets.as_ref().map(|s| s.report())
     }
 
+    /// The component processes plughost supervises (declared with
+    /// `plughost.io/command`), if any.
+    pub fn supervisor(&self) -> Option<&Supervisor> {
+        self.supervisor.as_ref()
+    }
+
+    /// What each supervised component process is doing.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        self.supervisor.as_ref().map(Supervisor::processes).unwrap_or_default()
+    }
+
     /// The state store named `name`.
     pub fn state(&self, name: &str) -> Result<Arc<dyn StateStore>, RegistryError> {
         self.registry.state(name)
@@ -112,6 +129,7 @@ impl Host {
     /// not keep the others open.
     pub async fn shutdown(self) {
         drop(self._watcher);
+        drop(self._prober);
         for info in self.registry.components().iter().rev().filter(|i| i.status == Status::Ready) {
             let name = info.name.as_str();
             let closed = tokio::time::timeout(CLOSE_TIMEOUT, close(&self.registry, info)).await;
@@ -120,6 +138,11 @@ impl Host {
                 Ok(Err(e)) => tracing::warn!(component = name, "close failed: {e}"),
                 Err(_) => tracing::warn!(component = name, "close did not finish within {CLOSE_TIMEOUT:?}"),
             }
+        }
+        // Processes last: their components are closed, so nothing is acked
+        // or nacked on a stream that is going away.
+        if let Some(supervisor) = self.supervisor {
+            supervisor.shutdown().await;
         }
     }
 }
@@ -156,6 +179,7 @@ pub struct HostBuilder {
     resiliency: Resiliency,
     socket_dir: Option<PathBuf>,
     grpc: GrpcOptions,
+    health: HealthOptions,
 }
 
 impl Default for HostBuilder {
@@ -189,6 +213,7 @@ impl HostBuilder {
             resiliency: Resiliency::default(),
             socket_dir: None,
             grpc: GrpcOptions::default(),
+            health: HealthOptions::default(),
         }
     }
 
@@ -206,6 +231,13 @@ impl HostBuilder {
     /// Timeouts and limits of gRPC mode.
     pub fn grpc_options(mut self, options: GrpcOptions) -> Self {
         self.grpc = options;
+        self
+    }
+
+    /// How often and how patiently every component is probed for its
+    /// health (see [`crate::health`]).
+    pub fn health_options(mut self, options: HealthOptions) -> Self {
+        self.health = options;
         self
     }
 
@@ -318,6 +350,28 @@ impl HostBuilder {
         std::fs::create_dir_all(&self.data_dir)
             .map_err(|error| Error::DataDir { path: self.data_dir.clone(), error })?;
 
+        // Supervised processes start before the socket folder is scanned,
+        // so the types they serve are known (see `crate::supervisor`).
+        let processes = process_settings(&specs, self.socket_dir.as_deref()).map_err(|e| *e)?;
+        let (supervisor, failed) = match processes.is_empty() {
+            true => (None, Vec::new()),
+            false => {
+                let (supervisor, failed) = Supervisor::start(
+                    processes.iter().filter(|(c, p)| *c == p.component).map(|(_, p)| p.clone()).collect(),
+                )
+                .await;
+                (Some(supervisor), failed)
+            }
+        };
+        // Component name → why its process did not start.
+        let process_failures: HashMap<&str, String> = processes
+            .iter()
+            .filter_map(|(component, p)| {
+                let reason = failed.iter().find(|(declared, _)| *declared == p.component)?;
+                Some((component.as_str(), reason.1.clone()))
+            })
+            .collect();
+
         // Sockets: one scan before anything starts, then watched.
         let sockets = match &self.socket_dir {
             Some(dir) => {
@@ -365,16 +419,75 @@ impl HostBuilder {
         for (name, origin) in resiliency.unknown_targets(&configured) {
             tracing::warn!("{origin}: resiliency target `{name}` names no configured component");
         }
-        for spec in &specs {
-            start_spec(spec, &mut types, &self.data_dir, &resiliency, &mut builder).await?;
+        let started: Result<()> = async {
+            for spec in &specs {
+                if let Some(reason) = process_failures.get(spec.name.as_str()) {
+                    let reason = format!("its process did not start: {reason}");
+                    let error = Error::Create { name: spec.name.clone(), origin: spec.origin.clone(), reason };
+                    if !spec.ignore_errors {
+                        return Err(error);
+                    }
+                    tracing::warn!(component = %spec.name, "skipped (ignoreErrors): {error}");
+                    let failed = Status::Failed(error.to_string());
+                    builder.add_failed(info(spec, Mode::Grpc, Vec::new(), failed, Health::default(), Vec::new()));
+                    continue;
+                }
+                start_spec(spec, &mut types, &self.data_dir, &resiliency, &mut builder).await?;
+            }
+            for (name, instance) in self.instances {
+                let spec = ComponentSpec { origin: Origin::Code, ..ComponentSpec::new(&name, "embedded") };
+                let (metadata, health) = (Metadata::new(), Health::default());
+                start(&spec, Mode::Embedded, instance, metadata, health, &resiliency, &mut builder).await?;
+            }
+            Ok(())
         }
-        for (name, instance) in self.instances {
-            let spec = ComponentSpec { origin: Origin::Code, ..ComponentSpec::new(&name, "embedded") };
-            let (metadata, health) = (Metadata::new(), Health::default());
-            start(&spec, Mode::Embedded, instance, metadata, health, &resiliency, &mut builder).await?;
+        .await;
+        if let Err(error) = started {
+            if let Some(supervisor) = supervisor {
+                supervisor.shutdown().await;
+            }
+            return Err(error);
         }
-        Ok(Host { registry: builder.build(), data_dir: self.data_dir, skipped_wasm, sockets, _watcher: watcher })
+        let registry = builder.build();
+        let prober = AbortOnDrop(tokio::spawn(crate::health::run(registry.clone(), self.health)));
+        Ok(Host {
+            registry,
+            data_dir: self.data_dir,
+            skipped_wasm,
+            sockets,
+            supervisor,
+            _watcher: watcher,
+            _prober: prober,
+        })
     }
+}
+
+/// The processes the specs declare, each with the component that uses it;
+/// components sharing a socket must declare the same process.
+fn process_settings(
+    specs: &[ComponentSpec],
+    socket_dir: Option<&Path>,
+) -> Result<Vec<(String, ProcessSettings)>, Box<Error>> {
+    let mut found: Vec<(String, ProcessSettings)> = Vec::new();
+    for spec in specs {
+        let fail =
+            |reason: String| Box::new(Error::Create { name: spec.name.clone(), origin: spec.origin.clone(), reason });
+        let Some(settings) = ProcessSettings::from_spec(spec, socket_dir).map_err(fail)? else { continue };
+        if let Some((_, other)) = found.iter().find(|(_, p)| p.socket == settings.socket) {
+            if !other.same_process(&settings) {
+                return Err(fail(format!(
+                    "component `{}` declares a different process for the same socket {}",
+                    other.component,
+                    settings.socket.display()
+                )));
+            }
+            let shared = other.clone();
+            found.push((spec.name.clone(), shared));
+            continue;
+        }
+        found.push((spec.name.clone(), settings));
+    }
+    Ok(found)
 }
 
 /// Where component types come from: factories (built-in, embedded) first,

@@ -23,6 +23,10 @@
 //!   with their kinds.
 //! * [`api`]: the Dapr-compatible sidecar API (gRPC and HTTP) over a
 //!   [`Registry`]: key prefixing, CloudEvents, errors, API token, limits.
+//! * [`metrics`]: Prometheus metrics (`--metrics-port`).
+//! * [`health`]: the periodic health probe of every component, every mode.
+//! * [`supervisor`]: component processes plughost starts, restarts and
+//!   stops (`plughost.io/command` annotations).
 //! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.
 //!
 //! # Embedding
@@ -43,10 +47,13 @@ pub mod builtins;
 pub mod config;
 mod error;
 pub mod grpc;
+pub mod health;
 mod host;
 pub mod kinds;
+pub mod metrics;
 pub mod registry;
 pub mod resiliency;
+pub mod supervisor;
 pub mod wasm;
 
 pub use error::{Error, Result};

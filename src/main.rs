@@ -68,6 +68,43 @@ struct RunArgs {
     sources: Sources,
     #[command(flatten)]
     api: ApiArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
+}
+
+/// Prometheus metrics, with daprd's flag names.
+#[derive(Args)]
+struct MetricsArgs {
+    /// Serve Prometheus metrics at `/metrics` on the metrics port
+    /// (`--enable-metrics=false` turns them off).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    enable_metrics: bool,
+    /// Port of the metrics endpoint (on `--listen-address`); 0 picks a free
+    /// one. If it cannot be bound, plughost logs why and runs without it.
+    #[arg(long, value_name = "PORT", default_value_t = 9090)]
+    metrics_port: u16,
+}
+
+impl MetricsArgs {
+    /// Binds and serves the metrics endpoint in the background, if enabled.
+    async fn start(&self, address: IpAddr) {
+        if !self.enable_metrics {
+            return;
+        }
+        let addr = SocketAddr::new(address, self.metrics_port);
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let bound = listener.local_addr().unwrap_or(addr);
+                tracing::info!(metrics = %bound, "Prometheus metrics on http://{bound}/metrics");
+                tokio::spawn(async move {
+                    if let Err(e) = plughost::metrics::serve(listener, std::future::pending()).await {
+                        tracing::error!("metrics endpoint stopped: {e}");
+                    }
+                });
+            }
+            Err(e) => tracing::error!("metrics disabled: cannot listen on {addr}: {e} (see --metrics-port)"),
+        }
+    }
 }
 
 /// The sidecar API, with daprd's flag names.
@@ -168,15 +205,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(RunArgs { sources, api }) => {
+        Command::Run(RunArgs { sources, api, metrics }) => {
+            // Handlers first: a SIGTERM right after the start-up line must
+            // stop plughost in order (components, then their processes).
+            let shutdown = stop_signals()?;
             let host = sources.builder().build().await?;
             let config = api.config();
             let app_id = config.app_id.clone();
-            let shutdown = async {
-                if let Err(e) = wait_for_signal().await {
-                    tracing::error!("cannot wait for signals: {e}");
-                }
-            };
+            let listen_address = config.http_addr.ip();
             let served = plughost::api::serve(host.registry().clone(), config, shutdown).await;
             let api = match served {
                 Ok(api) => api,
@@ -185,6 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     return Err(e.into());
                 }
             };
+            metrics.start(listen_address).await;
             let ready: Vec<String> = host
                 .components()
                 .iter()
@@ -241,11 +278,16 @@ fn table(components: &[plughost::registry::ComponentInfo]) -> String {
     out
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
-    }
-    Ok(())
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now, not when first
+/// polled, and resolves on the first of them.
+fn stop_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

@@ -53,8 +53,9 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
         .route("/v1.0/metadata/{key}", put(metadata::set_metadata))
         .route("/v1.0/shutdown", post(shutdown))
         .route_layer(middleware::from_fn_with_state(token, check_token));
-    let health = Router::new().route("/v1.0/healthz", get(healthz)).route("/v1.0/healthz/outbound", get(healthz));
-    protected.merge(health).with_state(sidecar)
+    let health =
+        Router::new().route("/v1.0/healthz", get(healthz)).route("/v1.0/healthz/outbound", get(healthz_outbound));
+    protected.merge(health).with_state(sidecar).layer(axum::middleware::from_fn(crate::metrics::count_http))
 }
 
 /// Serves [`router`] on `listener` until the sidecar stops.
@@ -89,6 +90,24 @@ async fn healthz(State(sidecar): Shared, Query(health): Query<Health>) -> ApiRes
         )),
         _ => Ok(StatusCode::NO_CONTENT.into_response()),
     }
+}
+
+/// Dapr: 204 once the sidecar can make outbound calls, i.e. its components
+/// serve. plughost: and every serving component is healthy now (its last
+/// probe passed, its process and connection are up); else 500
+/// `ERR_OUTBOUND_HEALTH_NOT_READY` naming the ones that are not.
+async fn healthz_outbound(State(sidecar): Shared) -> ApiResult {
+    let unhealthy = sidecar.unhealthy();
+    if unhealthy.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let names: Vec<String> = unhealthy.iter().map(|(name, status)| format!("{name} ({status})")).collect();
+    Err(ApiError::new(
+        tonic::Code::Unavailable,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "ERR_OUTBOUND_HEALTH_NOT_READY",
+        format!("components not healthy: {}", names.join(", ")),
+    ))
 }
 
 async fn shutdown(State(sidecar): Shared) -> StatusCode {

@@ -71,6 +71,12 @@ pub struct ComponentView {
     pub kinds: Vec<String>,
     /// Where it runs (`builtin`, `wasm`, `grpc`, `embedded`).
     pub mode: String,
+    /// `ready`, or `unavailable: <reason>` (plughost's).
+    pub status: String,
+    /// The last health probe, if one ran (see [`crate::health`]).
+    pub probe: Option<crate::registry::Probe>,
+    /// The last problem seen and when, even if it has recovered since.
+    pub last_error: Option<(String, std::time::SystemTime)>,
 }
 
 /// Removes its subscription from the metadata listing when dropped.
@@ -373,6 +379,9 @@ impl Sidecar {
                     capabilities,
                     kinds: c.kinds.iter().map(|k| k.as_str().to_owned()).collect(),
                     mode: c.mode.as_str().to_owned(),
+                    status: c.current_status().to_string(),
+                    probe: c.health.last_probe(),
+                    last_error: c.health.last_error(),
                 }
             })
             .collect()
@@ -386,8 +395,20 @@ impl Sidecar {
         extended.insert("plughost.version".to_owned(), env!("CARGO_PKG_VERSION").to_owned());
         for c in self.components() {
             extended.insert(format!("plughost.component.{}", c.name), format!("{} {}", c.kinds.join(","), c.mode));
+            extended.insert(format!("plughost.health.{}", c.name), c.status.clone());
         }
         extended
+    }
+
+    /// The serving components that are not healthy now, with why.
+    pub fn unhealthy(&self) -> Vec<(String, String)> {
+        let serving = self.registry.components().iter().filter(|c| c.status == Status::Ready);
+        serving
+            .filter_map(|c| match c.current_status() {
+                Status::Ready => None,
+                other => Some((c.name.clone(), other.to_string())),
+            })
+            .collect()
     }
 
     /// Sets one extended metadata attribute.

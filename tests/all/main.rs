@@ -7,6 +7,9 @@
 //! * `grpc`: gRPC mode: socket discovery, late sockets, component processes
 //!   killed and restarted, health, headers and deadlines on the wire.
 //! * `resiliency`: `kind: Resiliency` policies on real gRPC components.
+//! * `health`: the periodic probe of every component and where it shows.
+//! * `supervisor`: component processes plughost starts, restarts and stops
+//!   (`plughost.io/command`), with the reliability guide's section D.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
 //!   against `plughost run` in every component mode.
 
@@ -14,7 +17,9 @@ mod api;
 mod cli;
 mod conformance;
 mod grpc;
+mod health;
 mod host;
 mod resiliency;
+mod supervisor;
 mod support;
 mod wasm;

@@ -21,6 +21,8 @@ pub(super) async fn get_metadata(State(sidecar): Shared) -> Json<Value> {
                 // plughost's own: where the component runs, and its kinds.
                 "mode": c.mode,
                 "kinds": c.kinds,
+                "status": c.status,
+                "health": health(&c),
             })
         })
         .collect();
@@ -46,6 +48,24 @@ pub(super) async fn get_metadata(State(sidecar): Shared) -> Json<Value> {
         "subscriptions": subscriptions,
         "actorRuntime": { "runtimeStatus": "DISABLED" },
     }))
+}
+
+/// The last probe and the last error, with RFC 3339 times.
+fn health(c: &crate::api::sidecar::ComponentView) -> Value {
+    let at = |t: std::time::SystemTime| {
+        time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    };
+    let mut health = json!({});
+    if let Some(probe) = &c.probe {
+        health["ok"] = json!(probe.ok);
+        health["latencyMs"] = json!(probe.latency.as_secs_f64() * 1000.0);
+        health["checkedAt"] = json!(at(probe.at));
+    }
+    if let Some((error, when)) = &c.last_error {
+        health["lastError"] = json!(error);
+        health["lastErrorAt"] = json!(at(*when));
+    }
+    health
 }
 
 pub(super) async fn set_metadata(State(sidecar): Shared, Path(key): Path<String>, Body(body): Body) -> StatusCode {

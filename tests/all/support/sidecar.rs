@@ -168,7 +168,7 @@ impl RunningSidecar {
             .env_remove("DAPR_API_TOKEN")
             // Hermetic: not whatever sockets the machine has in /tmp.
             .env("DAPR_COMPONENTS_SOCKETS_FOLDER", "/nonexistent/plughost-test-sockets")
-            .args(["run", "--dapr-grpc-port", "0", "--dapr-http-port", "0", "--components"])
+            .args(["run", "--dapr-grpc-port", "0", "--dapr-http-port", "0", "--metrics-port", "0", "--components"])
             .arg(components.dir.path())
             .arg("--data-dir")
             .arg(&data)
@@ -232,6 +232,11 @@ impl RunningSidecar {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("plughost still running after {limit:?}");
+    }
+
+    /// The process id of `plughost run`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The environment a Dapr SDK needs to reach this sidecar.
