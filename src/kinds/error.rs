@@ -59,6 +59,15 @@ pub enum ComponentError {
         /// The deadline that passed.
         after: Duration,
     },
+    /// The component is at capacity (too many calls waiting for it); nothing
+    /// was done. Safe to retry later.
+    #[error("component `{component}` is overloaded: {reason}")]
+    ResourceExhausted {
+        /// The component's configured name.
+        component: String,
+        /// Which limit was reached.
+        reason: String,
+    },
     /// State only: some items of a bulk set or bulk delete failed; the others
     /// were applied. Each entry names the key and why.
     #[error("{} of the bulk operation's items failed: {}", .0.len(), bulk_summary(.0))]

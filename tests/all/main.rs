@@ -8,10 +8,13 @@
 //!   killed and restarted, health, headers and deadlines on the wire.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
 //!   against `plughost run` in every component mode.
+//! * `deadlines`: deadlines of gRPC and WASM component calls, queueing
+//!   included.
 
 mod api;
 mod cli;
 mod conformance;
+mod deadlines;
 mod grpc;
 mod host;
 mod support;
