@@ -342,11 +342,33 @@ impl<G: Guest> Instances<G> {
     }
 
     /// Runs `call` on an instance (replacing a dropped one first), under the
-    /// deadline, which starts now: waiting for a busy instance counts. Any
-    /// trap drops the instance.
+    /// deadline, which starts now: waiting for a busy instance counts, and
+    /// the call is refused if too many are waiting already. Any trap drops
+    /// the instance.
     pub(crate) async fn call<T>(
         &self,
         operation: &'static str,
+        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
+    ) -> Result<T, ComponentError> {
+        self.run(operation, true, call).await
+    }
+
+    /// [`Self::call`] for the host's own bookkeeping (acks, pulls, closing a
+    /// reader): it waits for the instance as long as it takes, is never
+    /// refused, and its deadline starts once it has the instance, because
+    /// a lost ack would strand a message in the guest.
+    pub(crate) async fn call_internal<T>(
+        &self,
+        operation: &'static str,
+        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
+    ) -> Result<T, ComponentError> {
+        self.run(operation, false, call).await
+    }
+
+    async fn run<T>(
+        &self,
+        operation: &'static str,
+        bounded: bool,
         call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
     ) -> Result<T, ComponentError> {
         let configured = self
@@ -354,8 +376,16 @@ impl<G: Guest> Instances<G> {
             .get()
             .ok_or_else(|| ComponentError::internal(format!("component `{}` used before init", self.name)))?;
         let timeout = configured.settings.call_timeout;
-        let deadline = Instant::now() + timeout;
-        let mut slot = SlotGuard { slot: self.pick(configured, deadline).await?, finished: false };
+        let started = Instant::now();
+        let slot = if bounded {
+            self.pick(configured, started + timeout).await?
+        } else {
+            self.pick_unbounded(configured).await
+        };
+        // A bounded call's deadline counts from its start, an internal one's
+        // from now.
+        let deadline = if bounded { started } else { Instant::now() } + timeout;
+        let mut slot = SlotGuard { slot, finished: false };
         if slot.slot.is_none() {
             *slot.slot = Some(self.fresh(configured, deadline).await?);
         }
@@ -380,6 +410,30 @@ impl<G: Guest> Instances<G> {
         }
     }
 
+    /// A free instance if there is one (`Ok`), else the index of the next
+    /// in turn (`Err`).
+    fn try_pick<'c>(
+        &self,
+        configured: &'c Configured<G>,
+    ) -> Result<tokio::sync::MutexGuard<'c, Option<Live<G>>>, usize> {
+        let n = configured.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(guard) = configured.slots[(start + i) % n].try_lock() {
+                return Ok(guard);
+            }
+        }
+        Err(start % n)
+    }
+
+    /// A free instance, or the next in turn once it is free, however long.
+    async fn pick_unbounded<'c>(&self, configured: &'c Configured<G>) -> tokio::sync::MutexGuard<'c, Option<Live<G>>> {
+        match self.try_pick(configured) {
+            Ok(guard) => guard,
+            Err(next) => configured.slots[next].lock().await,
+        }
+    }
+
     /// A free instance if there is one, else the next in turn once it is
     /// free: at most until `deadline`, and only if fewer than
     /// [`MAX_QUEUED_CALLS`] calls are waiting already.
@@ -388,13 +442,10 @@ impl<G: Guest> Instances<G> {
         configured: &'c Configured<G>,
         deadline: Instant,
     ) -> Result<tokio::sync::MutexGuard<'c, Option<Live<G>>>, ComponentError> {
-        let n = configured.slots.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            if let Ok(guard) = configured.slots[(start + i) % n].try_lock() {
-                return Ok(guard);
-            }
-        }
+        let next = match self.try_pick(configured) {
+            Ok(guard) => return Ok(guard),
+            Err(next) => next,
+        };
         let _waiting = Waiting(&self.waiting);
         if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_CALLS {
             return Err(ComponentError::ResourceExhausted {
@@ -402,7 +453,7 @@ impl<G: Guest> Instances<G> {
                 reason: format!("{MAX_QUEUED_CALLS} calls are already waiting for an instance"),
             });
         }
-        match tokio::time::timeout_at(deadline.into(), configured.slots[start % n].lock()).await {
+        match tokio::time::timeout_at(deadline.into(), configured.slots[next].lock()).await {
             Ok(guard) => Ok(guard),
             Err(_) => Err(self.deadline(configured.settings.call_timeout)),
         }
