@@ -144,6 +144,7 @@ impl ApiArgs {
             http_addr: SocketAddr::new(self.listen_address, self.dapr_http_port),
             token: self.api_token.clone().filter(|t| !t.is_empty()),
             max_body: self.max_body_size,
+            limits: plughost::api::ApiLimits::default(),
         }
     }
 }

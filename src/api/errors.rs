@@ -192,6 +192,7 @@ fn status_of(err: &ComponentError) -> (Code, StatusCode) {
         ComponentError::NotSupported(_) => (Code::Unimplemented, StatusCode::NOT_IMPLEMENTED),
         ComponentError::Unavailable { .. } => (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
         ComponentError::DeadlineExceeded { .. } => (Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
+        ComponentError::ResourceExhausted { .. } => (Code::ResourceExhausted, StatusCode::SERVICE_UNAVAILABLE),
         // A bulk write whose failures are all of one kind is reported as that
         // kind (every item an ETag conflict: 409); a mix is a plain failure.
         ComponentError::Bulk(items) => {

@@ -2,7 +2,10 @@
 //! into plughost's types, calls the [`Sidecar`] and converts the answer back.
 //! RPCs outside the subset answer `UNIMPLEMENTED` (the generated default).
 //! Reflection (v1 and v1alpha) is served on the same port, naming only the
-//! `Dapr` service.
+//! `Dapr` service. The server runs with the [`ApiLimits`](super::ApiLimits)
+//! and `TCP_NODELAY` on every accepted connection.
+
+mod read_timeout;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,23 +65,51 @@ pub(super) async fn serve(sidecar: Arc<Sidecar>, listener: TcpListener) -> std::
         let presented = request.metadata().get(TOKEN_HEADER).map(|v| v.as_bytes());
         if token.admits(presented) { Ok(request) } else { Err(Status::unauthenticated("invalid api token")) }
     };
+    let limits = sidecar.config().limits.clone();
+    let read_timeout = limits.body_read_timeout;
+    let message_deadline = move |request: axum::http::Request<tonic::body::Body>| {
+        request.map(|body| tonic::body::Body::new(read_timeout::MessageDeadline::new(body, read_timeout)))
+    };
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let stopping = sidecar.clone();
     tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_pending_accept_reset_streams(Some(limits.max_pending_reset_streams))
+        .http2_max_local_error_reset_streams(Some(limits.max_local_error_reset_streams))
+        .http2_max_header_list_size(limits.max_header_size)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(super::limits::KEEPALIVE_TIMEOUT))
         .layer(tower::util::MapResponseLayer::new(too_large_is_resource_exhausted))
+        .layer(tower::util::MapRequestLayer::new(message_deadline))
         .layer(tonic::service::InterceptorLayer::new(check))
         .add_routes(routes(sidecar))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
-            stopping.stopping().await
-        })
+        .serve_with_incoming_shutdown(incoming, async move { stopping.stopping().await })
         .await
         .map_err(|e| e.to_string())
 }
 
-/// tonic refuses a request over `max_decoding_message_size` with
-/// `OUT_OF_RANGE`; gRPC's other servers (daprd's grpc-go among them) say
-/// `RESOURCE_EXHAUSTED`, which is what clients expect.
-fn too_large_is_resource_exhausted<B>(mut response: axum::http::Response<B>) -> axum::http::Response<B> {
-    let headers = response.headers_mut();
+/// tonic refuses a message over the size limit with `OUT_OF_RANGE`: a
+/// request at once (in the headers), an answer in the trailers once it is
+/// encoded. gRPC's other servers (daprd's grpc-go among them) say
+/// `RESOURCE_EXHAUSTED`, which is what clients expect, so both are rewritten.
+fn too_large_is_resource_exhausted<B>(response: axum::http::Response<B>) -> axum::http::Response<tonic::body::Body>
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    use http_body_util::BodyExt as _;
+    let (mut parts, body) = response.into_parts();
+    too_large_status(&mut parts.headers);
+    let body = body.map_frame(|mut frame| {
+        if let Some(trailers) = frame.trailers_mut() {
+            too_large_status(trailers);
+        }
+        frame
+    });
+    axum::http::Response::from_parts(parts, tonic::body::Body::new(body))
+}
+
+fn too_large_status(headers: &mut axum::http::HeaderMap) {
     let out_of_range = headers.get("grpc-status").is_some_and(|s| s == "11");
     let too_large = headers
         .get("grpc-message")
@@ -86,7 +117,6 @@ fn too_large_is_resource_exhausted<B>(mut response: axum::http::Response<B>) -> 
     if out_of_range && too_large {
         headers.insert("grpc-status", axum::http::HeaderValue::from_static("8"));
     }
-    response
 }
 
 fn metadata(map: HashMap<String, String>) -> Metadata {

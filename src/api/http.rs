@@ -2,17 +2,21 @@
 //! request, calls the [`Sidecar`] and writes Dapr's answer. Per-request
 //! component metadata comes as `metadata.<key>` query parameters and goes
 //! back as `metadata.<key>` headers; success without a body is 204; errors
-//! are `{"errorCode", "message"}` ([`ApiError`]).
+//! are `{"errorCode", "message"}` ([`ApiError`]), also for a path or query
+//! that cannot be decoded. `server` is the accept loop, with the
+//! [`ApiLimits`](super::ApiLimits).
 
 mod body;
+mod extract;
 mod metadata;
+mod server;
 mod state;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +33,7 @@ use crate::kinds::Metadata;
 use crate::kinds::output_binding::InvokeRequest;
 use crate::kinds::pubsub::BulkMessage;
 use body::{Body, json};
+use extract::{Path, Query};
 
 type Shared = State<Arc<Sidecar>>;
 type Params = Query<Vec<(String, String)>>;
@@ -47,6 +52,10 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
         .route("/v1.0/publish/bulk/{pubsub}/{*topic}", post(bulk_publish).put(bulk_publish))
         .route("/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}", post(bulk_publish).put(bulk_publish))
         .route("/v1.0/publish/{pubsub}/{*topic}", post(publish).put(publish))
+        // A trailing slash and no topic: Dapr's JSON error, not a bare 404.
+        .route("/v1.0/publish/bulk/{pubsub}/", post(no_topic).put(no_topic))
+        .route("/v1.0-alpha1/publish/bulk/{pubsub}/", post(no_topic).put(no_topic))
+        .route("/v1.0/publish/{pubsub}/", post(no_topic).put(no_topic))
         .route("/v1.0/bindings/{name}", post(invoke_binding).put(invoke_binding))
         .route("/v1.0/secrets/{store}/{key}", get(get_secret))
         .route("/v1.0/metadata", get(metadata::get_metadata))
@@ -61,10 +70,8 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
 /// Serves [`router`] on `listener` until the sidecar stops.
 pub(super) async fn serve(sidecar: Arc<Sidecar>, listener: TcpListener) -> Result<(), String> {
     let stopping = sidecar.clone();
-    axum::serve(listener, router(sidecar))
-        .with_graceful_shutdown(async move { stopping.stopping().await })
-        .await
-        .map_err(|e| e.to_string())
+    let limits = sidecar.config().limits.clone();
+    server::serve(listener, router(sidecar), &limits, async move { stopping.stopping().await }).await
 }
 
 async fn check_token(State(token): State<Token>, request: Request, next: Next) -> Response {
@@ -148,6 +155,12 @@ async fn publish(
 ) -> ApiResult {
     sidecar.publish(&pubsub, &topic, &body, content_type(&headers), query_metadata(&params)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1.0/publish/{pubsub}/` (and bulk): no topic.
+async fn no_topic(State(sidecar): Shared, Path(pubsub): Path<String>) -> ApiResult {
+    sidecar.publish(&pubsub, "", &[], "", Metadata::new()).await?;
+    Err(ApiError::topic_empty(&pubsub))
 }
 
 #[derive(Deserialize)]

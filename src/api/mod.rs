@@ -9,6 +9,8 @@
 //!   Dapr's `errorCode`s.
 //! * [`state_keys`]: Dapr's `<app-id>||<key>` prefixing; [`cloudevents`]: the
 //!   envelope on publish; [`auth`]: the optional `dapr-api-token`.
+//! * [`limits`]: what one client may hold (streams, resets, header size,
+//!   read timeouts), set on both servers with `TCP_NODELAY`.
 //!
 //! [`serve`] binds both listeners and returns an [`ApiHandle`]; tests bind
 //! port 0 and read the addresses back. [`grpc::routes`] and
@@ -29,6 +31,7 @@ pub mod cloudevents;
 pub mod errors;
 pub mod grpc;
 pub mod http;
+pub mod limits;
 pub mod sidecar;
 pub mod state_keys;
 mod subscribe;
@@ -41,6 +44,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::Registry;
+pub use limits::ApiLimits;
 pub use sidecar::Sidecar;
 
 /// Dapr's default gRPC API port.
@@ -70,6 +74,8 @@ pub struct ApiConfig {
     /// The largest request accepted, in bytes (HTTP body, gRPC message); also
     /// the largest gRPC answer sent.
     pub max_body: usize,
+    /// Streams, resets, header size and read timeouts per connection.
+    pub limits: ApiLimits,
 }
 
 impl Default for ApiConfig {
@@ -82,6 +88,7 @@ impl Default for ApiConfig {
             http_addr: SocketAddr::new(loopback, DEFAULT_HTTP_PORT),
             token: None,
             max_body: DEFAULT_MAX_BODY,
+            limits: ApiLimits::default(),
         }
     }
 }

@@ -41,8 +41,16 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::{GrpcOptions, INSTANCE_HEADER, status};
-use crate::kinds::{ComponentError, ComponentKind};
+use crate::config::parse_go_duration;
+use crate::kinds::{ComponentError, ComponentKind, Metadata};
 use crate::registry::Health;
+
+/// The metadata key of a component's own call deadline (see
+/// [`Link::take_settings`]); it is not passed on to the component.
+pub const CALL_TIMEOUT_KEY: &str = "grpc.callTimeout";
+
+/// Longest `grpc.callTimeout` accepted.
+const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// A channel to one component's socket, with its name on every call.
 pub type ComponentChannel = InterceptedService<Channel, ComponentName>;
@@ -106,6 +114,9 @@ struct Shared {
     socket: PathBuf,
     header: ComponentName,
     options: GrpcOptions,
+    /// The deadline of every call: [`GrpcOptions::call_timeout`], or the
+    /// component's own `grpc.callTimeout` (set at its first `Init`).
+    call_timeout: Mutex<Duration>,
     health: Health,
     state: Mutex<State>,
     /// Bumped on every state change (streams wait on it).
@@ -143,6 +154,7 @@ impl Link {
             name: name.to_owned(),
             socket: socket.into(),
             header: ComponentName::new(name)?,
+            call_timeout: Mutex::new(options.call_timeout),
             options,
             health,
             state: Mutex::new(State::Idle),
@@ -168,6 +180,29 @@ impl Link {
     /// Timeouts and limits.
     pub fn options(&self) -> &GrpcOptions {
         &self.0.options
+    }
+
+    /// The deadline of every call to this component (and of opening a
+    /// stream).
+    pub fn call_timeout(&self) -> Duration {
+        *self.0.call_timeout.lock().expect("call timeout lock")
+    }
+
+    /// Takes plughost's own settings out of a component's metadata before
+    /// it is sent in `Init`: today [`CALL_TIMEOUT_KEY`], a Go duration
+    /// (`"30s"`, `"1500ms"`) overriding [`GrpcOptions::call_timeout`] for this
+    /// component. A malformed value is an error naming the key.
+    pub fn take_settings(&self, mut metadata: Metadata) -> Result<Metadata, ComponentError> {
+        if let Some(value) = metadata.remove(CALL_TIMEOUT_KEY) {
+            let timeout = parse_go_duration(&value).filter(|d| !d.is_zero() && *d <= MAX_CALL_TIMEOUT).ok_or_else(|| {
+                ComponentError::invalid(format!(
+                    "metadata `{CALL_TIMEOUT_KEY}` of component `{}`: cannot use `{value}` (a duration such as \"30s\", at most 24h)",
+                    self.0.name
+                ))
+            })?;
+            *self.0.call_timeout.lock().expect("call timeout lock") = timeout;
+        }
+        Ok(metadata)
     }
 
     /// The channel to call on now and its generation, or `Unavailable` at
@@ -208,11 +243,17 @@ impl Link {
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let (channel, generation) = self.channel()?;
-        let deadline = self.0.options.call_timeout;
+        let deadline = self.call_timeout();
+        let started = tokio::time::Instant::now();
+        let past_deadline = || ComponentError::DeadlineExceeded { component: self.0.name.clone(), after: deadline };
         match tokio::time::timeout(deadline, call(channel, deadline)).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
+            // tonic servers answer a passed `grpc-timeout` with CANCELLED.
+            Ok(Err(status)) if status.code() == tonic::Code::Cancelled && started.elapsed() >= deadline => {
+                Err(past_deadline())
+            }
             Ok(Err(status)) => Err(self.error(&status, generation, key, deadline)),
-            Err(_) => Err(ComponentError::DeadlineExceeded { component: self.0.name.clone(), after: deadline }),
+            Err(_) => Err(past_deadline()),
         }
     }
 
@@ -340,8 +381,13 @@ impl Shared {
             }
         });
         let timeout = self.options.connect_timeout;
+        // A component's status travels in headers: allow a large one (an
+        // error message of 200 KB used to break the connection), up to the
+        // message size limit.
+        let max_headers = u32::try_from(self.options.max_message_size).unwrap_or(u32::MAX);
         let endpoint = Endpoint::from_static("http://component.sock")
             .connect_timeout(timeout)
+            .http2_max_header_list_size(max_headers)
             .initial_stream_window_size(Some(4 << 20))
             .initial_connection_window_size(Some(8 << 20));
         let channel = tokio::time::timeout(timeout, endpoint.connect_with_connector(connector))

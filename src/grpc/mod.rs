@@ -28,7 +28,7 @@ pub(crate) mod stream;
 
 use std::time::Duration;
 
-pub use link::{ComponentChannel, ComponentName, Link};
+pub use link::{CALL_TIMEOUT_KEY, ComponentChannel, ComponentName, Link};
 pub use sockets::{SocketDirectory, SocketReport};
 
 /// The gRPC metadata header naming the configured component on every call
@@ -42,7 +42,9 @@ pub struct GrpcOptions {
     pub connect_timeout: Duration,
     /// Deadline of every unary call (sent as `grpc-timeout` and enforced
     /// locally, so a component that ignores it cannot hang the caller), and
-    /// of opening a stream.
+    /// of opening a stream. A component may set its own with the metadata
+    /// key `grpc.callTimeout` ([`CALL_TIMEOUT_KEY`]). A call past it fails
+    /// with `DeadlineExceeded` and leaves the connection as it was.
     pub call_timeout: Duration,
     /// Deadline of an `Init` replayed after a reconnection (the first `Init`
     /// is bounded by the component's `initTimeout`, which is usually shorter).

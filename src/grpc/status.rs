@@ -9,7 +9,7 @@
 //! | `NOT_FOUND`                                       | `NotFound`         |
 //! | `UNIMPLEMENTED`                                   | `NotSupported`     |
 //! | `UNAVAILABLE`, or any transport error             | `Unavailable`      |
-//! | `DEADLINE_EXCEEDED`                               | `DeadlineExceeded` |
+//! | `DEADLINE_EXCEEDED`, or the channel's own timer   | `DeadlineExceeded` |
 //! | anything else (kit errors included)               | `Internal`         |
 //!
 //! Details are decoded with `tonic-types`; garbled or unexpected details fall
@@ -34,10 +34,27 @@ pub(crate) struct CallContext<'a> {
 
 /// Whether `status` was made on this side from a connection failure (tonic
 /// attaches the transport error as its source) rather than sent by the
-/// component.
+/// component. The channel's own deadline timer is not one: the connection
+/// is fine, the call was only slow.
 pub(crate) fn is_transport(status: &Status) -> bool {
     std::error::Error::source(status).is_some()
         && matches!(status.code(), Code::Unavailable | Code::Unknown | Code::Internal | Code::Cancelled)
+        && !is_local_deadline(status)
+}
+
+/// Whether tonic's channel gave up on the call because its `grpc-timeout`
+/// passed. tonic reports that as `CANCELLED` with a transport-like source
+/// ([`tonic::TimeoutExpired`]); taken for a broken connection, every slow
+/// call used to tear the link down and replay `Init`.
+fn is_local_deadline(status: &Status) -> bool {
+    let mut next = std::error::Error::source(status);
+    while let Some(error) = next {
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// `code: message`, or the code alone.
@@ -75,10 +92,29 @@ fn etag_violation(status: &Status) -> Option<String> {
     }
 }
 
+/// Longest component message kept in an error; the rest is cut, so a huge
+/// message cannot reach the API's clients (whose header limits are small).
+pub(crate) const MAX_MESSAGE: usize = 4096;
+
+/// `message`, cut at [`MAX_MESSAGE`] bytes (on a character boundary).
+fn bounded(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_owned();
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} more bytes cut)", &message[..end], message.len() - end)
+}
+
 /// Maps a failed call's `status`.
 pub(crate) fn from_status(status: &Status, call: &CallContext<'_>) -> ComponentError {
-    let message = if status.message().is_empty() { describe(status) } else { status.message().to_owned() };
+    let message = bounded(&if status.message().is_empty() { describe(status) } else { status.message().to_owned() });
     let key = || call.key.unwrap_or_default().to_owned();
+    if is_local_deadline(status) {
+        return ComponentError::DeadlineExceeded { component: call.component.to_owned(), after: call.deadline };
+    }
     if is_transport(status) {
         return ComponentError::Unavailable { component: call.component.to_owned(), reason: describe(status) };
     }
@@ -177,5 +213,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(!is_transport(&Status::unknown("sent by the component")));
+    }
+
+    #[test]
+    fn huge_messages_are_cut() {
+        let ComponentError::Internal(message) = map(Status::internal("é".repeat(100_000))) else { panic!() };
+        assert!(message.len() < MAX_MESSAGE + 64, "{}", message.len());
+        assert!(message.ends_with("(195904 more bytes cut)"), "{}", &message[message.len() - 40..]);
+    }
+
+    #[test]
+    fn the_channels_own_deadline_is_a_deadline_not_a_lost_connection() {
+        // What tonic's channel answers when a call's `grpc-timeout` passes.
+        let status = Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+        assert!(!is_transport(&status), "{status:?}");
+        assert_eq!(
+            map(status),
+            ComponentError::DeadlineExceeded { component: "store".into(), after: Duration::from_secs(3) }
+        );
     }
 }

@@ -79,7 +79,7 @@ async fn open<S: AckedStream>(link: &Link, spec: &Arc<S>) -> Result<Open<S>, Com
     }
     // No `grpc-timeout` on the stream itself (it would end it); only opening
     // it is bounded.
-    let deadline = link.options().call_timeout;
+    let deadline = link.call_timeout();
     match tokio::time::timeout(deadline, spec.open(channel, ReceiverStream::new(rx))).await {
         Ok(Ok(response)) => Ok(Open { generation, acks, events: response.into_inner() }),
         Ok(Err(status)) => Err(link.error(&status, generation, None, deadline)),
@@ -165,7 +165,7 @@ async fn pump<S: AckedStream>(
             }
             Ok(None) => return Some(("the component ended the stream".to_owned(), delivered)),
             Err(status) => {
-                let error = link.error(&status, current.generation, None, link.options().call_timeout);
+                let error = link.error(&status, current.generation, None, link.call_timeout());
                 return Some((error.to_string(), delivered));
             }
         }

@@ -59,6 +59,15 @@ pub enum ComponentError {
         /// The deadline that passed.
         after: Duration,
     },
+    /// The component is at capacity (too many calls waiting for it); nothing
+    /// was done. Safe to retry later.
+    #[error("component `{component}` is overloaded: {reason}")]
+    ResourceExhausted {
+        /// The component's configured name.
+        component: String,
+        /// Which limit was reached.
+        reason: String,
+    },
     /// State only: some items of a bulk set or bulk delete failed; the others
     /// were applied. Each entry names the key and why.
     #[error("{} of the bulk operation's items failed: {}", .0.len(), bulk_summary(.0))]
@@ -96,14 +105,18 @@ impl ComponentError {
     /// Transient: [`Unavailable`](Self::Unavailable) (process down, instance
     /// being replaced), [`DeadlineExceeded`](Self::DeadlineExceeded) and
     /// [`Internal`](Self::Internal) (a backend error, a guest trap: Dapr
-    /// retries these too). Permanent, never retried, and proof that the
+    /// retries these too) and [`ResourceExhausted`](Self::ResourceExhausted)
+    /// (a full call queue drains; a retry's backoff gives it time). Permanent, never retried, and proof that the
     /// component is answering: ETag mismatch or invalid (the caller must
     /// re-read), not found, invalid argument, not supported, and a bulk
     /// call's partial failure (the other items were applied; repeating the
     /// whole call is not the same call).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Unavailable { .. } | Self::DeadlineExceeded { .. } | Self::Internal(_) => true,
+            Self::Unavailable { .. }
+            | Self::DeadlineExceeded { .. }
+            | Self::Internal(_)
+            | Self::ResourceExhausted { .. } => true,
             Self::EtagMismatch { .. }
             | Self::EtagInvalid { .. }
             | Self::NotFound(_)

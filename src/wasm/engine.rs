@@ -12,7 +12,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::host_state::HostState;
 
-/// How often the epoch advances; a call's deadline is rounded up to this.
+/// How often the epoch advances: a busy guest yields to tokio this often, and
+/// traps at the first tick after its call's (wall-clock) deadline.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Largest linear memory any component may be granted (`wasm.maxMemory`).

@@ -20,9 +20,11 @@ pub struct HostState {
     table: ResourceTable,
     /// Memory, table and instance caps; checked by wasmtime on every grow.
     pub(crate) limits: StoreLimits,
-    /// Epoch ticks the running call may still use; counted down on every
-    /// tick (cheaper per call than reading the clock).
-    pub(crate) ticks_left: u64,
+    /// When the running call's time is up (wall clock, counted from the
+    /// moment the call was made, queueing included); checked on every epoch
+    /// tick, so a guest that was suspended for a while traps at the first
+    /// tick after it, not after a number of ticks.
+    pub(crate) deadline: std::time::Instant,
     component: Arc<str>,
 }
 
@@ -49,7 +51,13 @@ impl HostState {
         }
         let limits =
             wasmtime::StoreLimitsBuilder::new().memory_size(settings.max_memory).trap_on_grow_failure(true).build();
-        Ok(Self { wasi: wasi.build(), table: ResourceTable::new(), limits, ticks_left: 0, component })
+        Ok(Self {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits,
+            deadline: std::time::Instant::now(),
+            component,
+        })
     }
 }
 

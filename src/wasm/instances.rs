@@ -5,8 +5,12 @@
 //! long-lived instance** and its calls are serialized (a mutex).
 //!
 //! A running guest yields to tokio on every epoch tick (10 ms), so a busy
-//! guest never holds a runtime thread for longer than that, and traps once
-//! its call's deadline has passed. A call whose caller goes away while the
+//! guest never holds a runtime thread for longer than that, and traps at the
+//! first tick after its call's deadline. Deadlines are wall-clock and start
+//! when the call is made: the wait for a busy instance counts, so a call
+//! queued behind runaway calls fails at its own deadline instead of after
+//! theirs, and at most [`MAX_QUEUED_CALLS`] calls wait per component (one
+//! more fails at once with `ResourceExhausted`). A call whose caller goes away while the
 //! guest is suspended (the future is dropped) leaves the store mid-call;
 //! the slot guard then drops that instance, so the next call gets a fresh one
 //! instead of wasmtime's "cannot enter component instance". A component
@@ -21,7 +25,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
@@ -30,7 +34,6 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::LoadedComponent;
 use super::bindings::WitError;
-use super::engine::EPOCH_TICK;
 use super::host_state::HostState;
 use super::settings::WasmSettings;
 use crate::kinds::{ComponentError, ComponentKind, Metadata};
@@ -39,6 +42,11 @@ use crate::kinds::{ComponentError, ComponentKind, Metadata};
 /// guest running WASM code is stopped by its epoch (a clean trap) and the
 /// host timeout only catches guests stuck in a host call.
 const HOST_TIMEOUT_GRACE: Duration = Duration::from_millis(500);
+
+/// Most calls one component may have waiting for a busy instance; one more
+/// fails at once with [`ComponentError::ResourceExhausted`] (503 / gRPC
+/// `RESOURCE_EXHAUSTED`) instead of queueing.
+pub const MAX_QUEUED_CALLS: usize = 256;
 
 /// What the host calls on a guest, implemented once per WIT world by
 /// [`wasm_guest!`](crate::wasm_guest).
@@ -139,20 +147,20 @@ pub(crate) fn spawn_until_closed(
     });
 }
 
-/// `tokio::time::timeout` that only starts its timer if the call does not
-/// finish on its first poll. Most guest calls never suspend, and a timer per
-/// call (a clock read and a wheel entry) would be a measurable part of a
-/// microsecond call; a call that suspends (a host call, an epoch yield) gets
-/// the timer then, counted from that moment.
+/// `tokio::time::timeout_at` that only registers its timer if the call does
+/// not finish on its first poll. Most guest calls never suspend, and a wheel
+/// entry per call would be a measurable part of a microsecond call; a call
+/// that suspends (a host call, an epoch yield) gets the timer then, still
+/// ending at the call's own deadline.
 struct LazyTimeout<'a, T> {
     call: Call<'a, T>,
-    after: Duration,
+    until: Instant,
     timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<'a, T> LazyTimeout<'a, T> {
-    fn new(call: Call<'a, T>, after: Duration) -> Self {
-        Self { call, after, timer: None }
+    fn new(call: Call<'a, T>, until: Instant) -> Self {
+        Self { call, until, timer: None }
     }
 }
 
@@ -167,8 +175,8 @@ impl<T> std::future::Future for LazyTimeout<'_, T> {
         if let Poll::Ready(outcome) = self.call.as_mut().poll(cx) {
             return Poll::Ready(Ok(outcome));
         }
-        let after = self.after;
-        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+        let until = self.until.into();
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
         match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
             Poll::Pending => Poll::Pending,
@@ -211,6 +219,17 @@ pub(crate) struct Instances<G: Guest> {
     loaded: Arc<LoadedComponent>,
     configured: OnceLock<Configured<G>>,
     next: AtomicUsize,
+    /// Calls waiting for a busy instance now.
+    waiting: AtomicUsize,
+}
+
+/// Counts one waiting call while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A call into the guest: borrows the instance and its store for the call.
@@ -218,7 +237,13 @@ pub(crate) type Call<'a, T> = BoxFuture<'a, wasmtime::Result<Result<T, WitError>
 
 impl<G: Guest> Instances<G> {
     pub(crate) fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
-        Self { name: name.to_owned(), loaded, configured: OnceLock::new(), next: AtomicUsize::new(0) }
+        Self {
+            name: name.to_owned(),
+            loaded,
+            configured: OnceLock::new(),
+            next: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+        }
     }
 
     /// The guest's `lifecycle.features`.
@@ -259,7 +284,8 @@ impl<G: Guest> Instances<G> {
         self.configured.set(configured).map_err(|_| ComponentError::internal("init called twice"))?;
         let configured = self.configured.get().expect("just set");
         for slot in &configured.slots {
-            *slot.lock().await = Some(self.fresh(configured).await?);
+            let deadline = Instant::now() + configured.settings.call_timeout;
+            *slot.lock().await = Some(self.fresh(configured, deadline).await?);
         }
         Ok(())
     }
@@ -272,42 +298,41 @@ impl<G: Guest> Instances<G> {
         }
     }
 
-    /// Arms the deadline of the next call into `store`: `timeout` in epoch
-    /// ticks, rounded up.
-    fn arm(store: &mut Store<HostState>, timeout: Duration) {
-        let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis());
-        store.data_mut().ticks_left = u64::try_from(ticks).unwrap_or(u64::MAX);
+    /// Arms the deadline of the next call into `store`: the epoch callback
+    /// runs on the next tick and on every tick after it, and traps once
+    /// `deadline` has passed.
+    fn arm(store: &mut Store<HostState>, deadline: Instant) {
+        store.data_mut().deadline = deadline;
         store.set_epoch_deadline(1);
     }
 
-    /// A new, initialised instance.
-    async fn fresh(&self, configured: &Configured<G>) -> Result<Live<G>, ComponentError> {
+    /// A new, initialised instance, made before `deadline`.
+    async fn fresh(&self, configured: &Configured<G>, deadline: Instant) -> Result<Live<G>, ComponentError> {
         let state =
             HostState::new(&self.name, &configured.settings).map_err(|e| ComponentError::invalid(format!("{e:#}")))?;
         let mut store = Store::new(&configured.engine, state);
         store.limiter(|state| &mut state.limits);
         // Every tick: yield to tokio, or trap once the call's time is up.
-        store.epoch_deadline_callback(|mut store| {
-            let left = &mut store.data_mut().ticks_left;
-            if *left == 0 {
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
                 return Err(Trap::Interrupt.into());
             }
-            *left -= 1;
             Ok(UpdateDeadline::Yield(1))
         });
         let timeout = configured.settings.call_timeout;
-        let host_timeout = timeout.saturating_add(HOST_TIMEOUT_GRACE);
+        let host_deadline = (deadline + HOST_TIMEOUT_GRACE).into();
         Self::refuel(&mut store, &configured.settings)?;
-        Self::arm(&mut store, timeout);
-        let instantiated = tokio::time::timeout(host_timeout, G::instantiate(&configured.pre, &mut store)).await;
+        Self::arm(&mut store, deadline);
+        let instantiated = tokio::time::timeout_at(host_deadline, G::instantiate(&configured.pre, &mut store)).await;
         let guest = match instantiated {
             Ok(Ok(guest)) => guest,
             Ok(Err(e)) => return Err(self.trap_error("instantiate", e)),
             Err(_) => return Err(self.deadline(timeout)),
         };
         Self::refuel(&mut store, &configured.settings)?;
-        Self::arm(&mut store, timeout);
-        let initialised = tokio::time::timeout(host_timeout, guest.init(&mut store, &configured.guest_metadata)).await;
+        Self::arm(&mut store, deadline);
+        let initialised =
+            tokio::time::timeout_at(host_deadline, guest.init(&mut store, &configured.guest_metadata)).await;
         match initialised {
             Ok(Ok(Ok(()))) => Ok(Live { store, guest }),
             Ok(Ok(Err(e))) => Err(ComponentError::from(e)),
@@ -317,26 +342,57 @@ impl<G: Guest> Instances<G> {
     }
 
     /// Runs `call` on an instance (replacing a dropped one first), under the
-    /// deadline. Any trap drops the instance.
+    /// deadline, which starts now: waiting for a busy instance counts, and
+    /// the call is refused if too many are waiting already. Any trap drops
+    /// the instance.
     pub(crate) async fn call<T>(
         &self,
         operation: &'static str,
+        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
+    ) -> Result<T, ComponentError> {
+        self.run(operation, true, call).await
+    }
+
+    /// [`Self::call`] for the host's own bookkeeping (acks, pulls, closing a
+    /// reader): it waits for the instance as long as it takes, is never
+    /// refused, and its deadline starts once it has the instance, because
+    /// a lost ack would strand a message in the guest.
+    pub(crate) async fn call_internal<T>(
+        &self,
+        operation: &'static str,
+        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
+    ) -> Result<T, ComponentError> {
+        self.run(operation, false, call).await
+    }
+
+    async fn run<T>(
+        &self,
+        operation: &'static str,
+        bounded: bool,
         call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
     ) -> Result<T, ComponentError> {
         let configured = self
             .configured
             .get()
             .ok_or_else(|| ComponentError::internal(format!("component `{}` used before init", self.name)))?;
-        let mut slot = SlotGuard { slot: self.pick(configured).await, finished: false };
+        let timeout = configured.settings.call_timeout;
+        let started = Instant::now();
+        let slot = if bounded {
+            self.pick(configured, started + timeout).await?
+        } else {
+            self.pick_unbounded(configured).await
+        };
+        // A bounded call's deadline counts from its start, an internal one's
+        // from now.
+        let deadline = if bounded { started } else { Instant::now() } + timeout;
+        let mut slot = SlotGuard { slot, finished: false };
         if slot.slot.is_none() {
-            *slot.slot = Some(self.fresh(configured).await?);
+            *slot.slot = Some(self.fresh(configured, deadline).await?);
         }
         let live = slot.slot.as_mut().expect("filled above");
-        let timeout = configured.settings.call_timeout;
         Self::refuel(&mut live.store, &configured.settings)?;
-        Self::arm(&mut live.store, timeout);
-        let outcome =
-            LazyTimeout::new(call(&live.guest, &mut live.store), timeout.saturating_add(HOST_TIMEOUT_GRACE)).await;
+        Self::arm(&mut live.store, deadline);
+        let outcome = LazyTimeout::new(call(&live.guest, &mut live.store), deadline + HOST_TIMEOUT_GRACE).await;
         slot.finished = true;
         match outcome {
             Ok(Ok(Ok(value))) => Ok(value),
@@ -354,16 +410,53 @@ impl<G: Guest> Instances<G> {
         }
     }
 
-    /// A free instance if there is one, else the next in turn.
-    async fn pick<'c>(&self, configured: &'c Configured<G>) -> tokio::sync::MutexGuard<'c, Option<Live<G>>> {
+    /// A free instance if there is one (`Ok`), else the index of the next
+    /// in turn (`Err`).
+    fn try_pick<'c>(
+        &self,
+        configured: &'c Configured<G>,
+    ) -> Result<tokio::sync::MutexGuard<'c, Option<Live<G>>>, usize> {
         let n = configured.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..n {
             if let Ok(guard) = configured.slots[(start + i) % n].try_lock() {
-                return guard;
+                return Ok(guard);
             }
         }
-        configured.slots[start % n].lock().await
+        Err(start % n)
+    }
+
+    /// A free instance, or the next in turn once it is free, however long.
+    async fn pick_unbounded<'c>(&self, configured: &'c Configured<G>) -> tokio::sync::MutexGuard<'c, Option<Live<G>>> {
+        match self.try_pick(configured) {
+            Ok(guard) => guard,
+            Err(next) => configured.slots[next].lock().await,
+        }
+    }
+
+    /// A free instance if there is one, else the next in turn once it is
+    /// free: at most until `deadline`, and only if fewer than
+    /// [`MAX_QUEUED_CALLS`] calls are waiting already.
+    async fn pick<'c>(
+        &self,
+        configured: &'c Configured<G>,
+        deadline: Instant,
+    ) -> Result<tokio::sync::MutexGuard<'c, Option<Live<G>>>, ComponentError> {
+        let next = match self.try_pick(configured) {
+            Ok(guard) => return Ok(guard),
+            Err(next) => next,
+        };
+        let _waiting = Waiting(&self.waiting);
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_CALLS {
+            return Err(ComponentError::ResourceExhausted {
+                component: self.name.clone(),
+                reason: format!("{MAX_QUEUED_CALLS} calls are already waiting for an instance"),
+            });
+        }
+        match tokio::time::timeout_at(deadline.into(), configured.slots[next].lock()).await {
+            Ok(guard) => Ok(guard),
+            Err(_) => Err(self.deadline(configured.settings.call_timeout)),
+        }
     }
 
     fn deadline(&self, after: Duration) -> ComponentError {

@@ -26,6 +26,7 @@ use wasmtime::component::{Component, InstancePre};
 pub use cache::CompileSource;
 pub use engine::{Runtime, fuel_runtime, runtime};
 pub use host_state::HostState;
+pub use instances::MAX_QUEUED_CALLS;
 pub use settings::WasmSettings;
 
 pub(crate) use bindings::{from_wit, to_wit};

@@ -12,10 +12,13 @@
 //!   (`plughost.io/command`), with the reliability guide's section D.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
 //!   against `plughost run` in every component mode.
+//! * `deadlines`: deadlines of gRPC and WASM component calls, queueing
+//!   included.
 
 mod api;
 mod cli;
 mod conformance;
+mod deadlines;
 mod grpc;
 mod health;
 mod host;

@@ -1,5 +1,6 @@
-//! Request bodies: read whole, up to the configured limit, with Dapr-shaped
-//! errors (413 `ERR_REQUEST_TOO_LARGE` over the limit, 400
+//! Request bodies: read whole, up to the configured limit and within the
+//! body read timeout, with Dapr-shaped errors (413 `ERR_REQUEST_TOO_LARGE`
+//! over the limit, 408 when the body does not arrive in time, 400
 //! `ERR_MALFORMED_REQUEST` for bad JSON).
 
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use serde::de::DeserializeOwned;
 use crate::api::Sidecar;
 use crate::api::errors::ApiError;
 
-/// The request body, at most `max_body` bytes.
+/// The request body, at most `max_body` bytes, received within
+/// `body_read_timeout`.
 pub struct Body(pub Bytes);
 
 impl FromRequest<Arc<Sidecar>> for Body {
@@ -21,7 +23,16 @@ impl FromRequest<Arc<Sidecar>> for Body {
 
     async fn from_request(request: Request, sidecar: &Arc<Sidecar>) -> Result<Self, ApiError> {
         let limit = sidecar.config().max_body;
-        match Limited::new(request.into_body(), limit).collect().await {
+        let timeout = sidecar.config().limits.body_read_timeout;
+        let Ok(read) = tokio::time::timeout(timeout, Limited::new(request.into_body(), limit).collect()).await else {
+            return Err(ApiError::new(
+                tonic::Code::DeadlineExceeded,
+                StatusCode::REQUEST_TIMEOUT,
+                "ERR_MALFORMED_REQUEST",
+                format!("the request body did not arrive within {timeout:?}"),
+            ));
+        };
+        match read {
             Ok(collected) => Ok(Body(collected.to_bytes())),
             Err(e) if e.is::<LengthLimitError>() => Err(ApiError::too_large(limit)),
             Err(e) => Err(ApiError::new(

@@ -2,10 +2,11 @@
 //! `PUT /v1.0/metadata/{key}`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use super::extract::Path;
 use super::{Body, Shared};
 
 pub(super) async fn get_metadata(State(sidecar): Shared) -> Json<Value> {

@@ -1,12 +1,13 @@
 //! The state routes: save, get (with `ETag`), delete (with `If-Match`), bulk
 //! get and transactions, with daprd's JSON shapes.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::extract::{Path, Query};
 use super::{ApiResult, Body, Params, Shared, json, query, query_metadata, with_metadata_headers};
 use crate::api::errors::ApiError;
 use crate::kinds::Metadata;

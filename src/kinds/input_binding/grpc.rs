@@ -85,6 +85,7 @@ impl AckedStream for Reader {
 #[async_trait::async_trait]
 impl InputBinding for GrpcInputBinding {
     async fn init(&self, metadata: Metadata) -> Result<()> {
+        let metadata = self.link.take_settings(metadata)?;
         let max = self.max();
         let init = pb::InputBindingInitRequest {
             metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }),

@@ -44,7 +44,9 @@ async fn pump(
     let poll = instances.settings().map_or(std::time::Duration::from_millis(20), |s| s.poll_interval);
     'reading: loop {
         let events = match instances
-            .call("poll", move |g, s| Box::pin(g.plughost_components_input_binding().call_poll(s, reader, BATCH)))
+            .call_internal("poll", move |g, s| {
+                Box::pin(g.plughost_components_input_binding().call_poll(s, reader, BATCH))
+            })
             .await
         {
             Ok(events) => events,
@@ -78,7 +80,7 @@ async fn pump(
                 let reply =
                     answer.await.unwrap_or_else(|_| Err("dropped by the consumer without an answer".to_owned()));
                 let answered = instances
-                    .call("answer", move |g, s| {
+                    .call_internal("answer", move |g, s| {
                         Box::pin(async move {
                             g.plughost_components_input_binding()
                                 .call_answer(s, reader, &id, reply.as_deref().map_err(String::as_str))
@@ -93,7 +95,7 @@ async fn pump(
         }
     }
     let _ = instances
-        .call("close", move |g, s| {
+        .call_internal("close", move |g, s| {
             Box::pin(async move { g.plughost_components_input_binding().call_close(s, reader).await.map(Ok) })
         })
         .await;

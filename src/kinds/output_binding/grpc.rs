@@ -44,6 +44,7 @@ async fn ask_operations(
 #[async_trait::async_trait]
 impl OutputBinding for GrpcOutputBinding {
     async fn init(&self, metadata: Metadata) -> Result<()> {
+        let metadata = self.link.take_settings(metadata)?;
         let max = self.max();
         let init = pb::OutputBindingInitRequest {
             metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }),

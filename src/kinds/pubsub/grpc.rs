@@ -101,6 +101,7 @@ impl AckedStream for Subscription {
 #[async_trait::async_trait]
 impl PubSub for GrpcPubSub {
     async fn init(&self, metadata: Metadata) -> Result<()> {
+        let metadata = self.link.take_settings(metadata)?;
         let max = self.max();
         let init = pb::PubSubInitRequest {
             metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }),

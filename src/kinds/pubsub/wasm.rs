@@ -57,7 +57,7 @@ async fn subscribe(instances: &Instances<PubsubComponent>, topic: &str, metadata
 
 async fn pull(instances: &Instances<PubsubComponent>, subscription: u64) -> Result<Option<wit::Message>> {
     let mut batch = instances
-        .call("pull", move |g, s| {
+        .call_internal("pull", move |g, s| {
             Box::pin(async move { g.plughost_components_pubsub().call_pull(s, subscription, 1).await })
         })
         .await?;
@@ -80,7 +80,7 @@ async fn ack(
     failure: Option<String>,
 ) -> Result<()> {
     instances
-        .call("ack", move |g, s| {
+        .call_internal("ack", move |g, s| {
             Box::pin(
                 async move { g.plughost_components_pubsub().call_ack(s, subscription, &id, failure.as_deref()).await },
             )
@@ -151,7 +151,7 @@ async fn pump(
         });
     }
     let _ = instances
-        .call("unsubscribe", move |g, s| {
+        .call_internal("unsubscribe", move |g, s| {
             Box::pin(async move { g.plughost_components_pubsub().call_unsubscribe(s, subscription).await.map(Ok) })
         })
         .await;

@@ -39,6 +39,7 @@ async fn ask_features(channel: ComponentChannel, timeout: Duration, max: usize) 
 #[async_trait::async_trait]
 impl SecretStore for GrpcSecretStore {
     async fn init(&self, metadata: Metadata) -> Result<()> {
+        let metadata = self.link.take_settings(metadata)?;
         let max = self.max();
         let init = pb::SecretStoreInitRequest {
             metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }),

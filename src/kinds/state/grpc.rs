@@ -148,6 +148,7 @@ fn conditional(etag: &Option<String>, options: &StateOptions, metadata: &Metadat
 #[async_trait::async_trait]
 impl StateStore for GrpcStateStore {
     async fn init(&self, metadata: Metadata) -> Result<()> {
+        let metadata = self.link.take_settings(metadata)?;
         let max = self.max();
         let init =
             pb::InitRequest { metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }) };

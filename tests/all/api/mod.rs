@@ -2,11 +2,13 @@
 //! built-in components and call it with plain clients (reqwest, the
 //! generated tonic client); `sdk` runs `plughost run` and drives it with the
 //! official Dapr Python SDK, once per component mode; `cli` checks the
-//! `plughost run` flags and start-up output.
+//! `plughost run` flags and start-up output; `limits` what one client can
+//! hold on either API (streams, half-sent requests, header size, nodelay).
 
 mod cli;
 mod grpc;
 mod http;
+mod limits;
 mod sdk;
 
 use plughost::Host;
