@@ -8,11 +8,15 @@
 //!   killed and restarted, health, headers and deadlines on the wire.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
 //!   against `plughost run` in every component mode.
+//! * `python_sdk`: the Python component SDK's gRPC runtime over real sockets.
+//! * `python_template`: the Python project templates, rendered, smoke-tested, run both ways.
 
 mod api;
 mod cli;
 mod conformance;
 mod grpc;
 mod host;
+mod python_sdk;
+mod python_template;
 mod support;
 mod wasm;
