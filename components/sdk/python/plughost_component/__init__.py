@@ -17,6 +17,7 @@ This module is pure Python (no grpcio import), so it is bundled into WASM builds
 from .bindings import Event, InputBinding, InvokeRequest, InvokeResponse, OutputBinding
 from .component import Component
 from .errors import (
+    BulkDeleteRowMismatch,
     ComponentError,
     EtagInvalid,
     EtagMismatch,
@@ -71,7 +72,7 @@ def serve(cls, name=None, socket=None):
 
 
 __all__ = [
-    "BulkEntry", "BulkItem", "Component", "ComponentError", "Concurrency", "Consistency", "DeleteRequest",
+    "BulkDeleteRowMismatch", "BulkEntry", "BulkItem", "Component", "ComponentError", "Concurrency", "Consistency", "DeleteRequest",
     "EtagInvalid", "EtagMismatch", "Event", "GetRequest", "InputBinding", "Internal", "InvalidArgument",
     "InvokeRequest", "InvokeResponse", "Message", "NotFound", "NotSupported", "OutputBinding", "PubSub",
     "PublishRequest", "SecretStore", "SetRequest", "StateItem", "StateStore", "Unavailable", "kind_of", "serve",

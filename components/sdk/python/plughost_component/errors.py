@@ -12,6 +12,9 @@
 | `Internal`       | `internal`         | INTERNAL                                                |
 
 Any other exception raised by a component is reported as `Internal` with its type and text.
+`BulkDeleteRowMismatch(expected, affected)` (a bulk delete that removed another number of rows
+than asked, for SQL-like stores) is an `Internal` that the gRPC runtime sends with Dapr's
+`google.rpc.ErrorInfo` detail (metadata `expected`, `affected`).
 """
 
 
@@ -91,6 +94,16 @@ class Internal(ComponentError):
     """Anything else."""
 
     tag = "internal"
+
+
+class BulkDeleteRowMismatch(Internal):
+    """A bulk delete affected `affected` rows instead of `expected` (raise it from
+    `bulk_delete`)."""
+
+    def __init__(self, expected, affected):
+        super().__init__(f"bulk delete affected {affected} rows, expected {expected}")
+        self.expected = int(expected)
+        self.affected = int(affected)
 
 
 BY_TAG = {cls.tag: cls for cls in (EtagMismatch, EtagInvalid, NotFound, InvalidArgument, NotSupported, Unavailable, Internal)}

@@ -1,6 +1,6 @@
 """A state store that misbehaves on purpose, for wire_test.py."""
 
-from plughost_component import InvalidArgument, StateItem, StateStore
+from plughost_component import BulkDeleteRowMismatch, InvalidArgument, StateItem, StateStore
 
 
 class Faulty(StateStore):
@@ -22,3 +22,8 @@ class Faulty(StateStore):
 
     def delete(self, request):
         self.values.pop(request.key, None)
+
+    def bulk_delete(self, requests):
+        if any(r.key == "rows" for r in requests):
+            raise BulkDeleteRowMismatch(expected=len(requests), affected=1)
+        return super().bulk_delete(requests)

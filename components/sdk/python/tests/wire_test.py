@@ -444,6 +444,15 @@ def run_fault_checks(folder, generated):
         assert error.code() == grpc.StatusCode.INTERNAL, error
         assert c.value("k") == b"v"
 
+    def bulk_delete_row_mismatch_has_dapr_error_info():
+        items = [state.DeleteRequest(key="rows"), state.DeleteRequest(key="other"), state.DeleteRequest(key="x")]
+        error = rpc_error(lambda: c.BulkDelete(state.BulkDeleteRequest(items=items)))
+        assert error.code() == grpc.StatusCode.INTERNAL, error
+        details = rpc_status.from_call(error).details
+        info = error_details_pb2.ErrorInfo()
+        assert len(details) == 1 and details[0].Unpack(info), details
+        assert dict(info.metadata) == {"expected": "3", "affected": "1"}, info
+
     def reflection_lists_only_what_is_served():
         # No transact override: no TransactionalStateStore.
         expected = EXPECTED_SERVICES - {"dapr.proto.components.v1.TransactionalStateStore"}
@@ -452,7 +461,7 @@ def run_fault_checks(folder, generated):
 
     try:
         for name, fn in list(locals().items()):
-            if callable(fn) and name.endswith(("_nothing", "_on", "_served")):
+            if callable(fn) and name.endswith(("_nothing", "_on", "_info", "_served")):
                 check(name, fn)
     finally:
         c.channel.close()

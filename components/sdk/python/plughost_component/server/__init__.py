@@ -111,7 +111,12 @@ def serve(cls, name=None, socket=None, ready=None):
         socket = os.path.join(sockets_folder(), f"{name or cls.__name__.lower()}.sock")
     path = os.path.abspath(socket)
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        except ValueError:  # not the main thread: the caller stops the process its own way
+            log(f"not in the main thread: {sig.name} is not handled by serve")
     try:
         try:
             kind_of(cls)

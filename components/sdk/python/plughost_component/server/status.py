@@ -19,7 +19,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from ..errors import EtagInvalid, EtagMismatch
+from ..errors import BulkDeleteRowMismatch, EtagInvalid, EtagMismatch
 
 # Per-key failures of a failed BulkSet / BulkDelete: JSON [{"key", "code", "message"}],
 # `code` being the WIT error variant name. Dapr's protocol has no per-key error on bulk
@@ -48,22 +48,30 @@ def _is_etag(error):
     return isinstance(error, (EtagMismatch, EtagInvalid))
 
 
-def status(code, message, etag_detail=False, trailers=()):
+def status(code, message, etag_detail=False, trailers=(), detail=None):
     """A grpc.Status; with `etag_detail`, carrying exactly one google.rpc.BadRequest
-    with one field violation `etag` whose description is `message`."""
+    with one field violation `etag` whose description is `message`; with `detail` (a
+    google.rpc message), carrying that one instead."""
     metadata = list(trailers)
     if etag_detail:
-        rpc = status_pb2.Status(code=code.value[0], message=message)
         violation = error_details_pb2.BadRequest.FieldViolation(field="etag", description=message)
-        detail = any_pb2.Any()
-        detail.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
-        rpc.details.append(detail)
+        detail = error_details_pb2.BadRequest(field_violations=[violation])
+    if detail is not None:
+        rpc = status_pb2.Status(code=code.value[0], message=message)
+        packed = any_pb2.Any()
+        packed.Pack(detail)
+        rpc.details.append(packed)
         metadata.append(("grpc-status-details-bin", rpc.SerializeToString()))
     return Status(code, message, metadata)
 
 
 def of_error(error):
     """The status for one ComponentError."""
+    if isinstance(error, BulkDeleteRowMismatch):
+        # Dapr's bulk-delete row mismatch: INTERNAL + one ErrorInfo with `expected` / `affected`.
+        info = error_details_pb2.ErrorInfo(reason="BULK_DELETE_ROW_MISMATCH", domain="plughost_component",
+                                           metadata={"expected": str(error.expected), "affected": str(error.affected)})
+        return status(grpc.StatusCode.INTERNAL, error.message, detail=info)
     return status(CODES.get(error.tag, grpc.StatusCode.INTERNAL), error.message, _is_etag(error))
 
 
