@@ -10,5 +10,17 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 python3 -m pip install --quiet --disable-pip-version-check -r components/requirements.txt
+# The Python component SDK, from the repository (the tests import it from there too).
+python3 -m pip install --quiet --disable-pip-version-check ./components/sdk/python
+# componentize-js and jco for the JavaScript component (pinned in its package-lock.json),
+# installed into components/js-state/node_modules; again only when the lock file changed.
+if ! command -v npm >/dev/null 2>&1; then
+    sudo_=""; [[ $(id -u) -eq 0 ]] || sudo_="sudo"
+    $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq nodejs npm >/dev/null
+fi
+if ! cmp -s components/js-state/package-lock.json components/js-state/node_modules/.plughost-installed-lock; then
+    npm ci --prefix components/js-state --no-audit --no-fund --silent
+    cp components/js-state/package-lock.json components/js-state/node_modules/.plughost-installed-lock
+fi
 
 cargo test --locked "$@"

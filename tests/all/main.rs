@@ -14,6 +14,8 @@
 //!   against `plughost run` in every component mode.
 //! * `deadlines`: deadlines of gRPC and WASM component calls, queueing
 //!   included.
+//! * `python_sdk`: the Python component SDK's gRPC runtime over real sockets.
+//! * `python_template`: the Python project templates, rendered, smoke-tested, run both ways.
 
 mod api;
 mod cli;
@@ -22,6 +24,8 @@ mod deadlines;
 mod grpc;
 mod health;
 mod host;
+mod python_sdk;
+mod python_template;
 mod resiliency;
 mod supervisor;
 mod support;

@@ -312,5 +312,6 @@ state_suite!(in_memory, crate::support::builtin_state("state.in-memory"));
 state_suite!(sqlite, crate::support::builtin_state("state.sqlite"));
 state_suite!(wasm, crate::support::wasm_state("wasm-state"));
 state_suite!(python_wasm, crate::support::python_wasm_state());
+state_suite!(js_wasm, crate::support::js_wasm_state());
 state_suite!(grpc_rust, crate::support::grpc_state(crate::support::grpc::Program::Rust("state")));
 state_suite!(grpc_python, crate::support::grpc_state(crate::support::grpc::Program::PythonState));

@@ -36,7 +36,7 @@ pub fn short_tempdir() -> tempfile::TempDir {
 pub enum Program {
     /// `grpc-components <kind>`.
     Rust(&'static str),
-    /// `components/python-state-grpc/server.py`.
+    /// `components/python-state/store.py`: the Python SDK example's `serve`.
     PythonState,
 }
 
@@ -70,9 +70,9 @@ impl ComponentProcess {
                 command
             }
             Program::PythonState => {
-                let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("components/python-state-grpc/server.py");
-                let mut command = Command::new("python3");
-                command.arg(server).arg(&self.socket);
+                let store = Path::new(env!("CARGO_MANIFEST_DIR")).join("components/python-state/store.py");
+                let mut command = super::wasm::python();
+                command.arg(store).arg(&self.socket);
                 command
             }
         };

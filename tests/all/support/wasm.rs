@@ -62,17 +62,52 @@ pub fn guest(crate_name: &str) -> PathBuf {
     path
 }
 
-/// The Python state guest (componentize-py), built once per test process.
+/// `python3` with the repository's Python SDK (`components/sdk/python`) first on
+/// its path, so the tests run the SDK in this checkout, installed or not.
+pub fn python() -> Command {
+    let mut command = Command::new("python3");
+    command.env("PYTHONPATH", root().join("components/sdk/python"));
+    command
+}
+
+/// Builds `<module>:<class>` of the Python project `dir` (relative to `components/`) into
+/// `out` with the SDK's `build` command (componentize-py).
+pub fn python_build(dir: &str, target: &str, out: PathBuf) -> PathBuf {
+    let status = python()
+        .args(["-m", "plughost_component", "build", target, "-o"])
+        .arg(&out)
+        .arg("--path")
+        .arg(root().join("components").join(dir))
+        .status()
+        .expect("running python3 -m plughost_component build");
+    assert!(
+        status.success(),
+        "building {target} of components/{dir} failed; is componentize-py installed? (scripts/test.sh installs it)"
+    );
+    out
+}
+
+/// The Python state store example (`components/python-state`, on the Python SDK)
+/// as a WASM component, built once per test process.
 pub fn python_state() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
+        .get_or_init(|| python_build("python-state", "store:MemoryStore", target_dir().join("python-state.wasm")))
+        .clone()
+}
+
+/// The JavaScript state store (`components/js-state`, componentize-js) as a WASM
+/// component, built once per test process.
+pub fn js_state() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
         .get_or_init(|| {
-            let out = target_dir().join("python-state.wasm");
-            let script = root().join("components/python-state-wasm/build.sh");
+            let out = target_dir().join("js-state.wasm");
+            let script = root().join("components/js-state/build.sh");
             let status = Command::new("bash").arg(&script).arg(&out).status().expect("running build.sh");
             assert!(
                 status.success(),
-                "{} failed; is componentize-py installed? (scripts/test.sh installs it)",
+                "{} failed; are its npm packages installed? (scripts/test.sh runs npm ci there)",
                 script.display()
             );
             out
