@@ -21,6 +21,8 @@
 //!   with their kinds.
 //! * [`api`]: the Dapr-compatible sidecar API (gRPC and HTTP) over a
 //!   [`Registry`]: key prefixing, CloudEvents, errors, API token, limits.
+//! * [`appchannel`]: the sidecar calling the app (`--app-port`): pub/sub
+//!   messages to its routes, input binding events, health checks.
 //! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.
 //!
 //! # Embedding
@@ -37,6 +39,7 @@
 //! ```
 
 pub mod api;
+pub mod appchannel;
 pub mod builtins;
 pub mod config;
 mod error;

@@ -2,8 +2,10 @@
 //! built-in components and call it with plain clients (reqwest, the
 //! generated tonic client); `sdk` runs `plughost run` and drives it with the
 //! official Dapr Python SDK, once per component mode; `cli` checks the
-//! `plughost run` flags and start-up output.
+//! `plughost run` flags and start-up output; `app` runs Dapr SDK apps behind
+//! `plughost run --app-port` (the app channel).
 
+mod app;
 mod cli;
 mod grpc;
 mod http;
