@@ -3,9 +3,11 @@ programmatic subscriptions through GET /dapr/subscribe, the declarative
 subscription's routes (/restock, /stock, /hidden), the input binding `tick`
 (POST /tick; FastAPI answers OPTIONS /tick with 405, which counts as "handled")
 and a health endpoint. Listens on APP_PORT; the pub/sub is PUBSUB (default
-broker). Behaviour per event: app_common.py.
+broker). Behaviour per event: app_common.py; `"act": "slow"` events take 50 ms and record how many
+events the app was handling at once.
 """
 
+import asyncio
 import base64
 import json
 import os
@@ -32,10 +34,26 @@ async def answer(route, topic, request):
     payload = data if isinstance(data, str) else json.dumps(data)
     if route == "audit-dlq":
         return {"status": app_common.dead_letter(route, payload)}
+    if isinstance(data, dict) and data.get("act") == "slow":
+        return await slow(route, topic, data.get("n", -1))
     outcome = app_common.decide(route, topic, payload)
     if outcome == "ERROR":
         return Response(status_code=500)
     return {"status": outcome}
+
+
+_in_flight = 0
+
+
+async def slow(route, topic, n):
+    """Takes 50 ms, and records how many events the app was handling at once."""
+    global _in_flight
+    _in_flight += 1
+    at_once = _in_flight
+    await asyncio.sleep(0.05)
+    _in_flight -= 1
+    app_common.record(route=route, topic=topic, n=n, outcome="SUCCESS", at_once=at_once)
+    return {"status": "SUCCESS"}
 
 
 def programmatic(topic, **options):

@@ -8,8 +8,9 @@
 //! topics. Every app kind in every component mode must give
 //! `tests/sdk/app_expected.json`. Then: health checks pause and resume
 //! delivery, an app restarted mid-stream loses nothing, an app that never
-//! opens its port is reported, and `plughost run -- <command>` passes the
-//! environment, signals and exit status.
+//! opens its port is reported, `--app-max-concurrency` bounds the calls, and
+//! `plughost run -- <command>` passes the environment, signals and exit
+//! status.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -277,6 +278,38 @@ fn unhealthy_app_pauses_delivery_and_loses_nothing() {
     sidecar.wait_for("the app is healthy", Duration::from_secs(30));
     wait_for_handled(&record, 25, &mut sidecar);
     assert_eq!(handled(&record), (0..25).collect());
+}
+
+/// `--app-max-concurrency 1`: one call at a time to the app, across all
+/// subscriptions (three topics here, each with room for 32 in flight).
+#[test]
+fn max_concurrency_bounds_calls_to_the_app() {
+    let components = sidecar::builtin();
+    let (mut sidecar, record) = start_with_app(&components, AppKind::Http, &["--app-max-concurrency", "1"]);
+    for _ in 0..3 {
+        sidecar.wait_for("app subscribed to broker/load-", Duration::from_secs(60));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    runtime.block_on(async {
+        for n in 0..30 {
+            let url = format!("http://{}/v1.0/publish/broker/load-{}", sidecar.http, ["a", "b", "c"][n % 3]);
+            let body = serde_json::json!({"n": n, "act": "slow"});
+            let response = client.post(&url).header("dapr-api-token", TOKEN).json(&body).send().await.unwrap();
+            assert!(response.status().is_success(), "publish {n}: {}", response.status());
+        }
+    });
+    let slow = |record: &Path| -> Vec<Value> {
+        let text = std::fs::read_to_string(record).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|r| r["at_once"].is_u64()).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while slow(&record).len() < 30 {
+        assert!(Instant::now() < deadline, "the app handled {} of 30 slow messages", slow(&record).len());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let most = slow(&record).iter().filter_map(|r| r["at_once"].as_u64()).max();
+    assert_eq!(most, Some(1), "the app was called more than once at a time");
 }
 
 /// The app killed and started again mid-stream: every message still arrives.
