@@ -81,6 +81,9 @@ pub(super) async fn probe(app: Arc<App>, check: HealthCheck, healthy: watch::Sen
                 if failures >= check.threshold && *healthy.borrow() {
                     tracing::warn!("the app is unhealthy after {failures} failed probes ({e}): delivery paused");
                     healthy.send_replace(false);
+                } else if failures == check.threshold {
+                    // Never healthy yet (it starts unhealthy): say why nothing is delivered.
+                    tracing::warn!("the app is not healthy yet after {failures} probes ({e}): nothing is delivered");
                 } else {
                     tracing::debug!("app health probe failed ({failures}): {e}");
                 }

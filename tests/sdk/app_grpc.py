@@ -1,7 +1,7 @@
 """A Dapr app on gRPC with the official `dapr-ext-grpc` (App): programmatic
 subscriptions through ListTopicSubscriptions, routing rules (CEL) on `stock`,
 the input binding `tick` (ListInputBindings / OnBindingEvent) and the health
-check service. Listens on APP_PORT; the pub/sub is PUBSUB (default broker).
+check service (failing while the file APP_UNHEALTHY exists). Listens on APP_PORT; the pub/sub is PUBSUB (default broker).
 Behaviour per event: app_common.py.
 """
 
@@ -59,6 +59,15 @@ def stock(event):
 @app.binding("tick")
 def tick(request: BindingRequest):
     app_common.record(binding="tick", outcome="SUCCESS")
+
+
+def health_check():
+    # Without a registered callback the SDK answers UNIMPLEMENTED: unhealthy, for daprd too.
+    if app_common.unhealthy():
+        raise RuntimeError("unhealthy")
+
+
+app.register_health_check(health_check)
 
 
 if __name__ == "__main__":

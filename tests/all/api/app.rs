@@ -149,9 +149,9 @@ fn drive(sidecar: &mut RunningSidecar, script: &str, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{}", String::from_utf8_lossy(&output.stdout)))
 }
 
-fn scenario(components: Components, kind: AppKind) {
+fn scenario(components: Components, kind: AppKind, extra: &[&str]) {
     add_app_documents(components.dir.path(), &components.names.pubsub);
-    let (mut sidecar, record) = start_with_app(&components, kind, &[]);
+    let (mut sidecar, record) = start_with_app(&components, kind, extra);
     let result = drive(
         &mut sidecar,
         "app_scenario.py",
@@ -170,32 +170,35 @@ fn scenario(components: Components, kind: AppKind) {
 
 #[test]
 fn http_app_builtin_components() {
-    scenario(sidecar::builtin(), AppKind::Http);
+    scenario(sidecar::builtin(), AppKind::Http, &[]);
 }
 
 #[test]
 fn http_app_wasm_components() {
-    scenario(sidecar::wasm(), AppKind::Http);
+    scenario(sidecar::wasm(), AppKind::Http, &[]);
 }
 
 #[test]
 fn http_app_grpc_components() {
-    scenario(sidecar::grpc(), AppKind::Http);
+    scenario(sidecar::grpc(), AppKind::Http, &[]);
 }
 
+/// With health checks on: the gRPC app starts unhealthy and is delivered to
+/// only after `AppCallbackHealthCheck/HealthCheck` answers.
 #[test]
 fn grpc_app_builtin_components() {
-    scenario(sidecar::builtin(), AppKind::Grpc);
+    let health = ["--enable-app-health-check", "--app-health-probe-interval", "1"];
+    scenario(sidecar::builtin(), AppKind::Grpc, &health);
 }
 
 #[test]
 fn grpc_app_wasm_components() {
-    scenario(sidecar::wasm(), AppKind::Grpc);
+    scenario(sidecar::wasm(), AppKind::Grpc, &[]);
 }
 
 #[test]
 fn grpc_app_grpc_components() {
-    scenario(sidecar::grpc(), AppKind::Grpc);
+    scenario(sidecar::grpc(), AppKind::Grpc, &[]);
 }
 
 /// The numbers of the `orders` messages the app answered SUCCESS.
