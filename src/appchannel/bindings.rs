@@ -60,9 +60,10 @@ async fn run(app: Arc<App>, name: String) {
                         () = sidecar.stopping() => return,
                     }
                     let event = tokio::select! {
-                        event = events.next() => event,
-                        () = app.unhealthy() => continue,
+                        biased; // a stop or an unhealthy app first: no new event then
                         () = sidecar.stopping() => return,
+                        () = app.unhealthy() => continue,
+                        event = events.next() => event,
                     };
                     let Some(event) = event else {
                         tracing::warn!("the input binding {name} ended its events; reading again");

@@ -72,15 +72,15 @@ pub(super) async fn probe(app: Arc<App>, check: HealthCheck, healthy: watch::Sen
             Ok(()) => {
                 failures = 0;
                 if !*healthy.borrow() {
-                    tracing::info!("the app is healthy: delivering");
                     healthy.send_replace(true);
+                    tracing::info!("the app is healthy: delivering");
                 }
             }
             Err(e) => {
                 failures += 1;
                 if failures >= check.threshold && *healthy.borrow() {
-                    tracing::warn!("the app is unhealthy after {failures} failed probes ({e}): delivery paused");
                     healthy.send_replace(false);
+                    tracing::warn!("the app is unhealthy after {failures} failed probes ({e}): delivery paused");
                 } else if failures == check.threshold {
                     // Never healthy yet (it starts unhealthy): say why nothing is delivered.
                     tracing::warn!("the app is not healthy yet after {failures} probes ({e}): nothing is delivered");

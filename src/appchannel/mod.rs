@@ -146,13 +146,18 @@ impl App {
     /// Resolves once the app is healthy (at once if health checks are off).
     pub(crate) async fn healthy(&self) {
         let mut healthy = self.healthy.clone();
-        let _ = healthy.wait_for(|h| *h).await;
+        // An error means the health can no longer change (no probe): it stays as it is.
+        if healthy.wait_for(|h| *h).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
-    /// Resolves once the app is unhealthy.
+    /// Resolves once the app is unhealthy (never if health checks are off).
     pub(crate) async fn unhealthy(&self) {
         let mut healthy = self.healthy.clone();
-        let _ = healthy.wait_for(|h| !*h).await;
+        if healthy.wait_for(|h| !*h).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     async fn list_subscriptions(&self) -> Result<Vec<AppSubscription>, String> {

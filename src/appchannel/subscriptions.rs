@@ -352,9 +352,10 @@ pub(super) async fn run(app: Arc<App>, subscription: AppSubscription) {
                 () = sidecar.stopping() => return,
             };
             let delivery = tokio::select! {
-                delivery = deliveries.next() => delivery,
-                () = app.unhealthy() => continue,
+                biased; // a stop or an unhealthy app first: no new message then
                 () = sidecar.stopping() => return,
+                () = app.unhealthy() => continue,
+                delivery = deliveries.next() => delivery,
             };
             let Some(delivery) = delivery else {
                 tracing::warn!("the pub/sub component ended the subscription to {name}; subscribing again");
