@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "dapr/proto/components/v1/bindings.proto",
             "dapr/proto/components/v1/secretstore.proto",
             "dapr/proto/runtime/v1/dapr.proto",
+            "dapr/proto/runtime/v1/appcallback.proto",
         ],
         ["proto"],
     )?;

@@ -27,6 +27,8 @@
 //! * [`health`]: the periodic health probe of every component, every mode.
 //! * [`supervisor`]: component processes plughost starts, restarts and
 //!   stops (`plughost.io/command` annotations).
+//! * [`appchannel`]: the sidecar calling the app (`--app-port`): pub/sub
+//!   messages to its routes, input binding events, health checks.
 //! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.
 //!
 //! # Embedding
@@ -43,6 +45,7 @@
 //! ```
 
 pub mod api;
+pub mod appchannel;
 pub mod builtins;
 pub mod config;
 mod error;

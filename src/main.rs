@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use plughost::api::ApiConfig;
+use plughost::appchannel::{AppConfig, AppProtocol, HealthCheck};
 use plughost::{Host, HostBuilder};
 
 /// Host components in-process (WebAssembly) or out-of-process (Dapr pluggable gRPC).
@@ -70,6 +71,8 @@ struct RunArgs {
     api: ApiArgs,
     #[command(flatten)]
     metrics: MetricsArgs,
+    #[command(flatten)]
+    app: AppArgs,
 }
 
 /// Prometheus metrics, with daprd's flag names.
@@ -104,6 +107,79 @@ impl MetricsArgs {
             }
             Err(e) => tracing::error!("metrics disabled: cannot listen on {addr}: {e} (see --metrics-port)"),
         }
+    }
+}
+
+/// The app channel (the sidecar calling the app), with daprd's flag names.
+#[derive(Args)]
+struct AppArgs {
+    /// The port the app listens on. With it, plughost delivers pub/sub
+    /// subscriptions and input binding events to the app; without it, none.
+    #[arg(long, value_name = "PORT")]
+    app_port: Option<u16>,
+    /// How the app is called: http or grpc (https, grpcs and h2c are not
+    /// supported).
+    #[arg(long, value_name = "PROTOCOL", default_value = "http", value_parser = parse_protocol)]
+    app_protocol: AppProtocol,
+    /// The host the app listens on.
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    app_channel_address: String,
+    /// At most this many calls to the app at once; -1: no limit.
+    #[arg(long, value_name = "N", default_value_t = -1, allow_negative_numbers = true)]
+    app_max_concurrency: i64,
+    /// Probe the app's health and pause delivery while it is unhealthy.
+    #[arg(long)]
+    enable_app_health_check: bool,
+    /// The HTTP path of the health probe.
+    #[arg(long, value_name = "PATH", default_value = "/healthz")]
+    app_health_check_path: String,
+    /// Seconds between health probes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    app_health_probe_interval: u64,
+    /// Deadline of one health probe, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    app_health_probe_timeout: u64,
+    /// Failed probes in a row before the app counts as unhealthy.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    app_health_threshold: u32,
+    /// The app to start (after `--`), with DAPR_HTTP_PORT, DAPR_GRPC_PORT,
+    /// APP_ID, APP_PORT and DAPR_API_TOKEN set; plughost forwards SIGINT and
+    /// SIGTERM to it, stops with it, and exits with its status.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<std::ffi::OsString>,
+}
+
+fn parse_protocol(text: &str) -> Result<AppProtocol, String> {
+    text.parse()
+}
+
+impl AppArgs {
+    /// The app channel's settings, if `--app-port` is given; the declarative
+    /// subscriptions come from the components folder.
+    fn config(&self, components: Option<&std::path::Path>, app_id: &str) -> anyhow::Result<Option<AppConfig>> {
+        let Some(port) = self.app_port.filter(|&p| p > 0) else { return Ok(None) };
+        let health = self.enable_app_health_check.then(|| HealthCheck {
+            path: self.app_health_check_path.clone(),
+            interval: std::time::Duration::from_secs(self.app_health_probe_interval),
+            timeout: std::time::Duration::from_millis(self.app_health_probe_timeout),
+            threshold: self.app_health_threshold,
+        });
+        if let Some(health) = &health {
+            health.validate().map_err(anyhow::Error::msg)?;
+        }
+        let declared = match components {
+            Some(dir) => plughost::appchannel::subscriptions::load_dir(dir, app_id)
+                .map_err(|errors| anyhow::anyhow!("invalid subscription:\n{}", errors.join("\n")))?,
+            None => Vec::new(),
+        };
+        Ok(Some(AppConfig {
+            port,
+            protocol: self.app_protocol,
+            address: self.app_channel_address.clone(),
+            max_concurrency: usize::try_from(self.app_max_concurrency).ok().filter(|&n| n > 0),
+            health,
+            declared,
+        }))
     }
 }
 
@@ -196,7 +272,8 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Some(code)) => ExitCode::from(code),
+        Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -204,14 +281,26 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; `Some(status)` is the exit status of the app that
+/// `plughost run -- <command>` started.
+async fn run(cli: Cli) -> anyhow::Result<Option<u8>> {
     match cli.command {
-        Command::Run(RunArgs { sources, api, metrics }) => {
-            // Handlers first: a SIGTERM right after the start-up line must
-            // stop plughost in order (components, then their processes).
-            let shutdown = stop_signals()?;
-            let host = sources.builder().build().await?;
+        Command::Run(RunArgs { sources, api, metrics, app }) => {
             let config = api.config();
+            let app_channel = app.config(sources.components.as_deref(), &config.app_id)?;
+            // With an app to run, signals go to the app and plughost stops
+            // when it exits. Without one, the handlers go in first: a SIGTERM
+            // right after the start-up line must stop plughost in order
+            // (components, then their processes).
+            let with_app = !app.command.is_empty();
+            let signals = if with_app { None } else { Some(stop_signals()?) };
+            let shutdown = async move {
+                match signals {
+                    Some(signals) => signals.await,
+                    None => std::future::pending().await,
+                }
+            };
+            let host = sources.builder().build().await?;
             let app_id = config.app_id.clone();
             let listen_address = config.http_addr.ip();
             let served = plughost::api::serve(host.registry().clone(), config, shutdown).await;
@@ -239,10 +328,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 api.grpc_addr().port(),
                 api.http_addr().port(),
             );
+            let app_env = plughost::appchannel::process::AppEnv {
+                app_id: app_id.clone(),
+                grpc_port: api.grpc_addr().port(),
+                http_port: api.http_addr().port(),
+                app_port: app_channel.as_ref().map(|c| c.port),
+                token: api.sidecar().config().token.clone(),
+            };
+            if let Some(config) = app_channel {
+                tracing::info!("app channel: {}", plughost::appchannel::describe(&config));
+                plughost::appchannel::start(api.sidecar().clone(), config);
+            }
+            let status = if with_app {
+                let status = plughost::appchannel::process::run(&app.command, &app_env, api.sidecar()).await;
+                api.stop();
+                Some(status.unwrap_or_else(|e| {
+                    tracing::error!("{e:#}");
+                    1
+                }))
+            } else {
+                None
+            };
             api.wait().await;
             tracing::info!("shutting down");
             host.shutdown().await;
-            Ok(())
+            Ok(status)
         }
         Command::Components { command: ComponentsCommand::List(sources) } => {
             let host = sources.builder().build().await?;
@@ -252,7 +362,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("skipped {}: {reason}", path.display());
             }
             host.shutdown().await;
-            Ok(())
+            Ok(None)
         }
     }
 }

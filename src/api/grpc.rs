@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use super::Sidecar;
 use super::auth::{TOKEN_HEADER, Token};
 use super::errors::ApiError;
+use super::sidecar::SubscriptionType;
 use crate::grpc::pb::dapr::proto::common::v1 as common;
 use crate::grpc::pb::{self, runtime as rt};
 use crate::kinds::Metadata;
@@ -328,7 +329,11 @@ impl rt::dapr_server::Dapr for DaprApi {
                 topic: s.topic,
                 metadata: s.metadata.into_iter().collect(),
                 dead_letter_topic: s.dead_letter_topic,
-                r#type: rt::PubsubSubscriptionType::Streaming as i32,
+                r#type: match s.kind {
+                    SubscriptionType::Streaming => rt::PubsubSubscriptionType::Streaming,
+                    SubscriptionType::Programmatic => rt::PubsubSubscriptionType::Programmatic,
+                    SubscriptionType::Declarative => rt::PubsubSubscriptionType::Declarative,
+                } as i32,
                 ..Default::default()
             })
             .collect();

@@ -7,6 +7,7 @@
 //!   call); [`grpc`] and [`http`] only translate requests and answers.
 //! * [`errors`]: the one mapping from errors to gRPC codes, HTTP statuses and
 //!   Dapr's `errorCode`s.
+//! * `lenient`: JSON read with Go's leniency, as daprd reads it.
 //! * [`state_keys`]: Dapr's `<app-id>||<key>` prefixing; [`cloudevents`]: the
 //!   envelope on publish; [`auth`]: the optional `dapr-api-token`.
 //! * [`limits`]: what one client may hold (streams, resets, header size,
@@ -31,10 +32,11 @@ pub mod cloudevents;
 pub mod errors;
 pub mod grpc;
 pub mod http;
+pub(crate) mod lenient;
 pub mod limits;
 pub mod sidecar;
 pub mod state_keys;
-mod subscribe;
+pub(crate) mod subscribe;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -52,6 +52,30 @@ pub struct Subscription {
     pub metadata: Metadata,
     /// The dead-letter topic, if one was given.
     pub dead_letter_topic: String,
+    /// How it was made.
+    pub kind: SubscriptionType,
+}
+
+/// How a subscription was made, as the metadata API's `type` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionType {
+    /// A `SubscribeTopicEventsAlpha1` stream.
+    Streaming,
+    /// Asked from the app (`GET /dapr/subscribe`, `ListTopicSubscriptions`).
+    Programmatic,
+    /// A `kind: Subscription` document.
+    Declarative,
+}
+
+impl SubscriptionType {
+    /// `STREAMING`, `PROGRAMMATIC` or `DECLARATIVE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Streaming => "STREAMING",
+            Self::Programmatic => "PROGRAMMATIC",
+            Self::Declarative => "DECLARATIVE",
+        }
+    }
 }
 
 /// One loaded component, as the metadata API lists it.
@@ -112,6 +136,11 @@ impl Sidecar {
             next_subscription: AtomicU64::new(0),
             stop: watch::channel(false).0,
         })
+    }
+
+    /// The components it serves.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The configuration it serves with.

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
 use super::cloudevents;
-use super::sidecar::{Sidecar, Subscription, SubscriptionGuard};
+use super::sidecar::{Sidecar, Subscription, SubscriptionGuard, SubscriptionType};
 use crate::grpc::pb::runtime as rt;
 use crate::kinds::pubsub::Message;
 use crate::kinds::{Deliveries, Delivery, Metadata};
@@ -54,6 +54,7 @@ pub(super) async fn open(
         topic: initial.topic.clone(),
         metadata,
         dead_letter_topic: dead_letter_topic.clone(),
+        kind: SubscriptionType::Streaming,
     });
     let (tx, rx) = mpsc::channel(BUFFER);
     let initial_response = Outgoing::InitialResponse(rt::SubscribeTopicEventsResponseInitialAlpha1 {});
@@ -165,8 +166,8 @@ impl Pump {
 }
 
 /// The event as the app sees it: read from the CloudEvent, or, for a raw
-/// payload, the bytes as they are.
-fn topic_event(message: &Message, pubsub: &str) -> rt::TopicEventRequest {
+/// payload, the bytes as they are. The app channel's gRPC delivery uses it too.
+pub(crate) fn topic_event(message: &Message, pubsub: &str) -> rt::TopicEventRequest {
     let base = rt::TopicEventRequest {
         topic: message.topic.clone(),
         pubsub_name: pubsub.to_owned(),

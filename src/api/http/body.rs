@@ -45,7 +45,10 @@ impl FromRequest<Arc<Sidecar>> for Body {
     }
 }
 
-/// `body` parsed as JSON, or `ERR_MALFORMED_REQUEST`.
+/// `body` parsed as JSON as leniently as daprd does (Go's rules:
+/// case-insensitive field names, `null` for empty; see
+/// [`crate::api::lenient`]), or `ERR_MALFORMED_REQUEST`.
 pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::malformed(format!("the request body is not valid: {e}")))
+    crate::api::lenient::from_slice(body)
+        .map_err(|e| ApiError::malformed(format!("the request body is not valid: {e}")))
 }

@@ -36,7 +36,7 @@ pub(super) async fn get_metadata(State(sidecar): Shared) -> Json<Value> {
                 "topic": s.topic,
                 "metadata": s.metadata,
                 "deadLetterTopic": s.dead_letter_topic,
-                "type": "STREAMING",
+                "type": s.kind.as_str(),
             })
         })
         .collect();

@@ -330,3 +330,60 @@ async fn etag_contention_has_exactly_one_winner() {
     }
     served.stop().await;
 }
+
+/// daprd reads bodies with Go's `encoding/json`: `null` means empty and field
+/// names match case-insensitively, on every route. Each row is a request
+/// daprd accepts (and plughost once refused with `ERR_MALFORMED_REQUEST`).
+#[tokio::test]
+async fn json_bodies_are_read_as_leniently_as_daprd() {
+    let served = Served::start(|_| {}).await;
+    let (http, c) = (served.http(), client());
+    let pubsub = served.host.pubsub("pubsub").unwrap();
+    let mut subscription = pubsub.subscribe("lenient", Metadata::new()).await.unwrap();
+    let rows: Vec<(&str, String, Value)> = vec![
+        ("metadata null", format!("{http}/v1.0/state/store"), json!([{"key": "a", "value": 1, "metadata": null}])),
+        ("Key", format!("{http}/v1.0/state/store"), json!([{"Key": "b", "Value": 2, "ETag": null, "Options": null}])),
+        (
+            "null options fields",
+            format!("{http}/v1.0/state/store"),
+            json!([{"KEY": "c", "value": 3, "options": {"concurrency": null}}]),
+        ),
+        (
+            "transaction with null metadata",
+            format!("{http}/v1.0/state/store/transaction"),
+            json!({"Operations": [{"Operation": "upsert", "Request": {"Key": "d", "value": 4, "metadata": null}}], "metadata": null}),
+        ),
+        (
+            "bulk get with null metadata",
+            format!("{http}/v1.0/state/store/bulk"),
+            json!({"KEYS": ["a"], "metadata": null}),
+        ),
+        (
+            "entryID",
+            format!("{http}/v1.0/publish/bulk/pubsub/lenient"),
+            json!([{"entryID": "1", "event": "x", "ContentType": "text/plain", "metadata": null}]),
+        ),
+        (
+            "binding",
+            format!("{http}/v1.0/bindings/files"),
+            json!({"Operation": "list", "data": null, "metadata": null}),
+        ),
+    ];
+    for (name, url, body) in rows {
+        let response = c.post(&url).json(&body).send().await.unwrap();
+        let status = response.status();
+        assert!(status.is_success(), "{name}: {status} {}", response.text().await.unwrap());
+    }
+    for (key, value) in [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")] {
+        let read = c.get(format!("{http}/v1.0/state/store/{key}")).send().await.unwrap();
+        assert_eq!(read.text().await.unwrap(), value, "key {key}");
+    }
+    let delivery = subscription.next().await.unwrap();
+    let event: Value = serde_json::from_slice(&delivery.item.data).unwrap();
+    assert_eq!((event["data"].as_str(), event["datacontenttype"].as_str()), (Some("x"), Some("text/plain")));
+    delivery.ack();
+    // Wrong types are still refused.
+    let wrong = c.post(format!("{http}/v1.0/state/store")).json(&json!([{"key": 1, "value": 1}])).send().await.unwrap();
+    assert_eq!(error_code(wrong).await, (StatusCode::BAD_REQUEST, "ERR_MALFORMED_REQUEST".into()));
+    served.stop().await;
+}

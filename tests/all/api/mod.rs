@@ -3,8 +3,10 @@
 //! generated tonic client); `sdk` runs `plughost run` and drives it with the
 //! official Dapr Python SDK, once per component mode; `cli` checks the
 //! `plughost run` flags and start-up output; `limits` what one client can
-//! hold on either API (streams, half-sent requests, header size, nodelay).
+//! hold on either API (streams, half-sent requests, header size, nodelay);
+//! `app` runs Dapr SDK apps behind `plughost run --app-port` (the app channel).
 
+mod app;
 mod cli;
 mod grpc;
 mod http;

@@ -172,11 +172,12 @@ impl RunningSidecar {
             .arg(components.dir.path())
             .arg("--data-dir")
             .arg(&data)
-            .args(&components.args)
-            .args(extra);
+            .args(&components.args);
         if let Some(wasm) = &components.wasm_dir {
             command.arg("--wasm-dir").arg(wasm.path());
         }
+        // Last: `extra` may end with `-- <app command>`.
+        command.args(extra);
         let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawning plughost");
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
@@ -237,6 +238,18 @@ impl RunningSidecar {
     /// The process id of `plughost run`.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    pub fn wait_code(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("plughost still running after {limit:?}");
     }
 
     /// The environment a Dapr SDK needs to reach this sidecar.
