@@ -10,5 +10,8 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 python3 -m pip install --quiet --disable-pip-version-check -r components/requirements.txt
+# state.redis / pubsub.redis tests start their own redis-server on free ports
+# (no system service is used).
+command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
 
 cargo test --locked "$@"

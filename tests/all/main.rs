@@ -8,11 +8,14 @@
 //!   killed and restarted, health, headers and deadlines on the wire.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
 //!   against `plughost run` in every component mode.
+//! * `redis`: `state.redis` / `pubsub.redis` data compatibility with daprd,
+//!   and three `plughost run` instances on one real redis-server.
 
 mod api;
 mod cli;
 mod conformance;
 mod grpc;
 mod host;
+mod redis;
 mod support;
 mod wasm;
