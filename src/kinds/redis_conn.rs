@@ -104,6 +104,22 @@ impl RedisSettings {
         })
     }
 
+    /// [`Self::connect`], plus a `PING` every second while the returned
+    /// [`KeepAlive`] lives: a call that finds the connection lost is what
+    /// makes it re-dial, so without this the first call after Redis comes
+    /// back would fail.
+    pub async fn connect_kept_alive(&self, component: &str) -> Result<(ConnectionManager, KeepAlive)> {
+        let conn = self.connect(component, Duration::ZERO).await?;
+        let mut pinger = conn.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let _ = ::redis::cmd("PING").query_async::<()>(&mut pinger).await;
+            }
+        });
+        Ok((conn, KeepAlive(task)))
+    }
+
     /// A connection whose calls time out after `readTimeout` (plus `extra`,
     /// for blocking reads), reconnecting up to `maxRetries` times (50 ms
     /// doubling) before a call fails. Fails with the address if the server
@@ -148,6 +164,16 @@ impl RedisSettings {
         } else {
             ComponentError::internal(format!("redis at {}: {e}", self.address))
         }
+    }
+}
+
+/// Pings a connection every second until dropped.
+#[derive(Debug)]
+pub(crate) struct KeepAlive(tokio::task::JoinHandle<()>);
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -23,7 +23,7 @@ use ::redis::{RedisError, Value};
 
 use super::redis_consumer::{Consumer, Options};
 use super::{CONSUMER_ID, Message, PubSub, PublishRequest};
-use crate::kinds::redis_conn::{RedisSettings, duration, integer};
+use crate::kinds::redis_conn::{KeepAlive, RedisSettings, duration, integer};
 use crate::kinds::{ComponentError, Deliveries, Metadata, Result};
 
 /// A [`PubSub`] on Redis Streams.
@@ -44,6 +44,7 @@ pub(super) struct Shared {
     pub conn: ConnectionManager,
     pub options: Options,
     max_len_approx: Option<u64>,
+    _keep_alive: KeepAlive,
 }
 
 impl Shared {
@@ -115,8 +116,8 @@ impl PubSub for RedisPubSub {
             n if n > 0 => Some(n as u64),
             _ => None,
         };
-        let conn = settings.connect(&self.name, Duration::ZERO).await?;
-        let shared = Shared { name: self.name.clone(), settings, conn, options, max_len_approx };
+        let (conn, _keep_alive) = settings.connect_kept_alive(&self.name).await?;
+        let shared = Shared { name: self.name.clone(), settings, conn, options, max_len_approx, _keep_alive };
         self.shared.set(Arc::new(shared)).map_err(|_| ComponentError::internal("init called twice"))
     }
 

@@ -19,7 +19,7 @@ use super::{
     BulkStateItem, Concurrency, DeleteRequest, GetRequest, SetRequest, StateItem, StateStore, TransactionOperation,
     features,
 };
-use crate::kinds::redis_conn::{RedisSettings, integer};
+use crate::kinds::redis_conn::{KeepAlive, RedisSettings, integer};
 use crate::kinds::{ComponentError, Metadata, Result};
 
 /// The key holding the ETag counter: new keys start above every version
@@ -42,12 +42,13 @@ fn get_script() -> &'static Script {
 pub struct RedisStateStore {
     name: String,
     conn: OnceLock<(RedisSettings, ConnectionManager, Option<Duration>)>,
+    keep_alive: OnceLock<KeepAlive>,
 }
 
 impl RedisStateStore {
     /// A store for the component `name`, connected by `init`.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), conn: OnceLock::new() }
+        Self { name: name.into(), conn: OnceLock::new(), keep_alive: OnceLock::new() }
     }
 
     fn parts(&self) -> Result<&(RedisSettings, ConnectionManager, Option<Duration>)> {
@@ -121,7 +122,8 @@ impl StateStore for RedisStateStore {
             s if s > 0 => Some(Duration::from_secs(s as u64)),
             _ => None,
         };
-        let conn = settings.connect(&self.name, Duration::ZERO).await?;
+        let (conn, keep_alive) = settings.connect_kept_alive(&self.name).await?;
+        let _ = self.keep_alive.set(keep_alive);
         self.conn.set((settings, conn, default_ttl)).map_err(|_| ComponentError::internal("init called twice"))
     }
 

@@ -3,4 +3,4 @@
 //! on one Redis (`instances`).
 
 mod compat;
-
+mod instances;
