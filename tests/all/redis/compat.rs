@@ -197,4 +197,18 @@ async fn init_without_redis_names_the_address() {
         let message = format!("{:#}", started.err().expect("init fails"));
         assert!(message.contains(&address) && message.contains("nowhere"), "{kind}: {message}");
     }
+    // With ignoreErrors the host starts without it, and the others work.
+    let dir = tempfile::tempdir().unwrap();
+    let mut broken = ComponentSpec::new("nowhere", "state.redis").with("redisHost", &address);
+    broken.ignore_errors = true;
+    let host = Host::builder()
+        .data_dir(dir.path())
+        .component(broken)
+        .component(ComponentSpec::new("fine", "state.redis").with("redisHost", redis_server::shared().address()))
+        .build()
+        .await
+        .unwrap();
+    assert!(host.state("nowhere").is_err());
+    host.state("fine").unwrap().ping().await.unwrap();
+    host.shutdown().await;
 }
