@@ -22,5 +22,8 @@ if ! cmp -s components/js-state/package-lock.json components/js-state/node_modul
     npm ci --prefix components/js-state --no-audit --no-fund --silent
     cp components/js-state/package-lock.json components/js-state/node_modules/.plughost-installed-lock
 fi
+# state.redis / pubsub.redis tests start their own redis-server on free ports
+# (no system service is used).
+command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
 
 cargo test --locked "$@"

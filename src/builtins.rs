@@ -4,7 +4,9 @@
 //! |---------------------------|----------------|------------------------------------------|
 //! | `state.in-memory`         | state          | lost on restart                          |
 //! | `state.sqlite`            | state          | `<data dir>/<name>.db`, the default store|
+//! | `state.redis`             | state          | Dapr's Redis layout, shared by instances |
 //! | `pubsub.in-memory`        | pub/sub        | consumer groups, at-least-once           |
+//! | `pubsub.redis`            | pub/sub        | Redis Streams, Dapr's message format     |
 //! | `bindings.localstorage`   | output binding | files under `rootPath`                   |
 //! | `bindings.cron`           | input binding  | `schedule: "@every 10s"`                 |
 //! | `secretstores.local.env`  | secret store   | environment variables                    |
@@ -14,9 +16,9 @@ use std::sync::Arc;
 
 use crate::kinds::input_binding::CronBinding;
 use crate::kinds::output_binding::LocalStorageBinding;
-use crate::kinds::pubsub::MemoryPubSub;
+use crate::kinds::pubsub::{MemoryPubSub, RedisPubSub};
 use crate::kinds::secret_store::{EnvSecretStore, FileSecretStore};
-use crate::kinds::state::{MemoryStateStore, SqliteStateStore};
+use crate::kinds::state::{MemoryStateStore, RedisStateStore, SqliteStateStore};
 use crate::registry::{Factories, Factory, Instance, Mode};
 
 /// Adds every built-in type to `factories`.
@@ -32,7 +34,9 @@ pub fn register(factories: &mut Factories) {
         "state.sqlite",
         builtin(|ctx| Instance::State(Arc::new(SqliteStateStore::new(ctx.data_dir.join(format!("{}.db", ctx.name)))))),
     );
+    factories.insert("state.redis", builtin(|ctx| Instance::State(Arc::new(RedisStateStore::new(&ctx.name)))));
     factories.insert("pubsub.in-memory", builtin(|_| Instance::PubSub(Arc::new(MemoryPubSub::new()))));
+    factories.insert("pubsub.redis", builtin(|ctx| Instance::PubSub(Arc::new(RedisPubSub::new(&ctx.name)))));
     factories.insert(
         "bindings.localstorage",
         builtin(|ctx| Instance::Bindings {

@@ -12,6 +12,7 @@ mod error;
 pub mod input_binding;
 pub mod output_binding;
 pub mod pubsub;
+mod redis_conn;
 pub mod secret_store;
 pub mod state;
 

@@ -111,13 +111,13 @@ async fn unknown_type_lists_known_types() {
     let dir = tempfile::tempdir().unwrap();
     let err = Host::builder()
         .data_dir(dir.path())
-        .component(ComponentSpec::new("x", "state.redis"))
+        .component(ComponentSpec::new("x", "state.mongodb"))
         .build()
         .await
         .err()
         .unwrap();
     let text = err.to_string();
-    assert!(text.contains("unknown type `state.redis`") && text.contains("state.sqlite"), "{text}");
+    assert!(text.contains("unknown type `state.mongodb`") && text.contains("state.sqlite"), "{text}");
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@
 //!   included.
 //! * `python_sdk`: the Python component SDK's gRPC runtime over real sockets.
 //! * `python_template`: the Python project templates, rendered, smoke-tested, run both ways.
+//! * `redis`: `state.redis` / `pubsub.redis` data compatibility with daprd,
+//!   and three `plughost run` instances on one real redis-server.
 
 mod api;
 mod cli;
@@ -26,6 +28,7 @@ mod health;
 mod host;
 mod python_sdk;
 mod python_template;
+mod redis;
 mod resiliency;
 mod supervisor;
 mod support;

@@ -7,10 +7,13 @@
 
 mod grpc;
 mod memory;
+mod redis;
+mod redis_consumer;
 mod wasm;
 
 use super::{Deliveries, Metadata, Result};
 
+pub use self::redis::RedisPubSub;
 pub use grpc::GrpcPubSub;
 pub use memory::MemoryPubSub;
 pub use wasm::WasmPubSub;

@@ -6,16 +6,19 @@
 //! |----------------|-----------------|-----------------------------------------|
 //! | [`MemoryStateStore`] | `state.in-memory` | process memory                   |
 //! | [`SqliteStateStore`] | `state.sqlite`    | one SQLite file in the data dir  |
+//! | [`RedisStateStore`]  | `state.redis`     | a Redis server (Dapr's layout)   |
 //! | [`GrpcStateStore`]   | `state.<socket>`  | another process (Dapr pluggable) |
 
 mod grpc;
 mod memory;
+mod redis;
 mod rules;
 mod sqlite;
 mod wasm;
 
 use super::{Metadata, Result};
 
+pub use self::redis::{ETAG_COUNTER_KEY, RedisStateStore};
 pub use grpc::GrpcStateStore;
 pub use memory::MemoryStateStore;
 pub use rules::{TTL_EXPIRE_TIME, TTL_IN_SECONDS, parse_ttl};

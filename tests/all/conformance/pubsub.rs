@@ -206,5 +206,6 @@ macro_rules! pubsub_suite {
 }
 
 pubsub_suite!(in_memory, crate::support::builtin_pubsub("pubsub.in-memory"));
+pubsub_suite!(redis, crate::support::redis_pubsub());
 pubsub_suite!(wasm, crate::support::wasm_pubsub());
 pubsub_suite!(grpc_rust, crate::support::grpc_pubsub());

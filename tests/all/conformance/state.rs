@@ -310,6 +310,7 @@ macro_rules! state_suite {
 
 state_suite!(in_memory, crate::support::builtin_state("state.in-memory"));
 state_suite!(sqlite, crate::support::builtin_state("state.sqlite"));
+state_suite!(redis, crate::support::redis_state());
 state_suite!(wasm, crate::support::wasm_state("wasm-state"));
 state_suite!(python_wasm, crate::support::python_wasm_state());
 state_suite!(js_wasm, crate::support::js_wasm_state());

@@ -1,6 +1,7 @@
 //! Fixtures shared by the test modules.
 
 pub mod grpc;
+pub mod redis_server;
 pub mod sidecar;
 pub mod wasm;
 
@@ -206,4 +207,22 @@ pub async fn grpc_secrets() -> Fixture<dyn SecretStore> {
     })
     .await;
     Fixture { component: host.secret_store("under-test").unwrap(), _host: host, _process: Some(process), _dir: dir }
+}
+
+/// `state.redis` on the process's shared redis-server.
+pub async fn redis_state() -> Fixture<dyn StateStore> {
+    let address = redis_server::shared().address();
+    let (host, dir) = host_with("state.redis", |_, spec| spec.with("redisHost", &address)).await;
+    Fixture { component: host.state("under-test").unwrap(), _host: host, _process: None, _dir: dir }
+}
+
+/// `pubsub.redis` on the process's shared redis-server; a short
+/// `redeliverInterval` so messages handed back are claimed quickly.
+pub async fn redis_pubsub() -> Fixture<dyn PubSub> {
+    let address = redis_server::shared().address();
+    let (host, dir) = host_with("pubsub.redis", |_, spec| {
+        spec.with("redisHost", &address).with("redeliverInterval", "300").with("processingTimeout", "10000")
+    })
+    .await;
+    Fixture { component: host.pubsub("under-test").unwrap(), _host: host, _process: None, _dir: dir }
 }
