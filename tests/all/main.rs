@@ -6,6 +6,8 @@
 //! * `cli`: the `plughost` binary, including the data-driven `tests/cases/`.
 //! * `grpc`: gRPC mode: socket discovery, late sockets, component processes
 //!   killed and restarted, health, headers and deadlines on the wire.
+//! * `sdk`: components built with the Rust SDK (`components/sdk/rust`) over
+//!   real sockets; `scaffold`: `plughost new` projects built and tested.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
 //!   against `plughost run` in every component mode.
 
@@ -14,5 +16,7 @@ mod cli;
 mod conformance;
 mod grpc;
 mod host;
+mod scaffold;
+mod sdk;
 mod support;
 mod wasm;

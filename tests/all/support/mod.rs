@@ -1,6 +1,7 @@
 //! Fixtures shared by the test modules.
 
 pub mod grpc;
+pub mod sdk;
 pub mod sidecar;
 pub mod wasm;
 
