@@ -165,6 +165,24 @@ async fn state_runtime_answers_bad_input_as_daprd_expects() {
     assert!(served.0.try_wait().unwrap().is_none(), "the component process is still running");
 }
 
+/// A panic in the component's code is that call's `INTERNAL`, naming the
+/// operation; the instance and the process keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_component_keeps_serving() {
+    let dir = grpc::short_tempdir();
+    let socket = dir.path().join("p.sock");
+    let mut served = serve("sdk-state-panic", &socket);
+    let mut state = c::state_store_client::StateStoreClient::new(channel(&socket).await);
+    state.init(to("p", c::InitRequest::default())).await.unwrap();
+    state.set(to("p", set("k", "v", None))).await.unwrap();
+    let boom = state.get(to("p", c::GetRequest { key: "boom".into(), ..Default::default() })).await.unwrap_err();
+    assert_eq!(boom.code(), Code::Internal, "{boom:?}");
+    assert!(boom.message().contains("panicked in `get`") && boom.message().contains("on purpose"), "{boom:?}");
+    let after = state.get(to("p", c::GetRequest { key: "k".into(), ..Default::default() })).await.unwrap();
+    assert_eq!(after.into_inner().data, b"v", "the instance keeps its data");
+    assert!(served.0.try_wait().unwrap().is_none(), "the component process is still running");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pubsub_runtime_answers_bad_streams_and_topics() {
     let dir = grpc::short_tempdir();

@@ -12,8 +12,9 @@ use plughost::kinds::state::StateStore;
 
 use super::{Fixture, grpc, host_with_wasm, wasm};
 
-/// The SDK examples with a gRPC binary.
-pub const EXAMPLES: &[&str] = &["file-state", "broker"];
+/// The SDK-built crates with a gRPC binary: the examples, and a fixture
+/// whose `get` of `boom` panics.
+pub const EXAMPLES: &[&str] = &["file-state", "broker", "sdk-state-panic"];
 
 /// The native binary of the SDK example `name` (its gRPC mode), built once
 /// per test process with the other examples.
