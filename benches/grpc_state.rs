@@ -1,18 +1,20 @@
-//! T3 of the performance guide: the host tax on the gRPC path.
+//! T3 of the performance guide: the host tax on the gRPC path, and T1, the
+//! benefit of moving a component to WASM.
 //!
-//! State get/set of 64 B and 1 KiB values on the external Rust state
-//! component (`components/grpc-components`, a separate process on a Unix
-//! socket), two ways, interleaved in blocks in one process so the ratio
-//! comes from one run:
+//! State get/set of 64 B and 1 KiB values on `components/file-state`, a
+//! state store written once with the Rust SDK (`components/sdk/rust`) that
+//! keeps its data in a file, interleaved in blocks in one process so the
+//! ratios come from one run:
 //!
-//! * `plughost`: through the registry (`Arc<dyn StateStore>` →
-//!   `GrpcStateStore` → link → tonic, with the `x-component-instance`
-//!   interceptor, a `grpc-timeout` and a local deadline on every call);
+//! * `plughost`: its gRPC build (a separate process on a Unix socket)
+//!   through the registry (`Arc<dyn StateStore>` → `GrpcStateStore` → link →
+//!   tonic, with the `x-component-instance` interceptor, a `grpc-timeout` and
+//!   a local deadline on every call);
 //! * `plain tonic`: the generated tonic client on its own `unix://` channel
 //!   to the same socket and the same component instance, nothing else;
-//! * `wasm`: the same store logic (`state-logic`) as the `wasm-state` guest,
-//!   in process through the registry: T1, the benefit of moving a component
-//!   from gRPC to WASM.
+//! * `wasm`: the same source built for wasm32-wasip2, in process through the
+//!   registry, its file in a granted WASI directory: the same component
+//!   moved from gRPC to WASM.
 //!
 //! Both sides run current-thread tokio runtimes (performance guide 5.5).
 //! Each call is timed on its own (microsecond scale). Run:
@@ -34,19 +36,21 @@ const BLOCK: usize = 100;
 const BLOCKS: usize = 100; // per path and case: 10,000 timed calls
 const WARMUP_BLOCKS: usize = 10;
 
-/// Builds `grpc-components` (release) like the tests do; exits loudly if
-/// that fails.
+/// Builds the gRPC build of `file-state` (release) like the tests do; exits
+/// loudly if that fails.
 fn component_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from).join("components");
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--locked", "--release", "-p", "grpc-components", "--manifest-path"])
+        .args(["build", "--locked", "--release", "--bins", "-p", "file-state", "--manifest-path"])
         .arg(root.join("components/Cargo.toml"))
         .arg("--target-dir")
-        .arg(root.join("components/target"))
+        .arg(&target)
         .status()
         .expect("running cargo");
-    assert!(status.success(), "building components/grpc-components failed");
-    root.join("components/target/release/grpc-components")
+    assert!(status.success(), "building components/file-state failed");
+    target.join("release/file-state")
 }
 
 struct Killed(std::process::Child);
@@ -113,14 +117,13 @@ async fn main() {
     let socket = sockets.join("bench.sock");
     let _component = Killed(
         Command::new(&binary)
-            .arg("state")
             .arg("--socket")
             .arg(&socket)
             .arg("--exit-on-stdin-eof")
             .stdin(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("starting grpc-components"),
+            .expect("starting file-state"),
     );
     let started = Instant::now();
     while std::os::unix::net::UnixStream::connect(&socket).is_err() {
@@ -130,13 +133,20 @@ async fn main() {
 
     let wasm_dir = dir.path().join("wasm");
     std::fs::create_dir(&wasm_dir).unwrap();
-    std::fs::copy(common::guest("wasm-state"), wasm_dir.join("logic.wasm")).unwrap();
+    std::fs::copy(common::guest("file-state"), wasm_dir.join("logic.wasm")).unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let file = |name: &str| files.join(name).to_str().unwrap().to_owned();
     let host = plughost::Host::builder()
         .data_dir(dir.path().join("data"))
         .socket_dir(&sockets)
         .wasm_dir(&wasm_dir)
-        .component(ComponentSpec::new("bench", "state.bench"))
-        .component(ComponentSpec::new("wasm", "state.logic"))
+        .component(ComponentSpec::new("bench", "state.bench").with("file", file("grpc.log")))
+        .component(
+            ComponentSpec::new("wasm", "state.logic")
+                .with("file", file("wasm.log"))
+                .with("wasm.dirs", files.to_str().unwrap()),
+        )
         .build()
         .await
         .expect("starting plughost");
@@ -152,7 +162,7 @@ async fn main() {
         BLOCK * BLOCKS,
         BLOCK * WARMUP_BLOCKS
     );
-    println!("client and component: current-thread tokio runtimes; component built with opt-level 3\n");
+    println!("client and component: current-thread tokio runtimes; file-state built with the SDK, opt-level 3\n");
     let mut table = Vec::new();
     for size in [64usize, 1024] {
         let value = vec![0xA5u8; size];

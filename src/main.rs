@@ -1,4 +1,4 @@
-//! The `plughost` binary: `plughost run` and `plughost components list`.
+//! The `plughost` binary: `plughost run`, `plughost components list` and `plughost new`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use plughost::api::ApiConfig;
 use plughost::appchannel::{AppConfig, AppProtocol, HealthCheck};
 use plughost::{Host, HostBuilder};
+
+mod scaffold;
 
 /// Host components in-process (WebAssembly) or out-of-process (Dapr pluggable gRPC).
 #[derive(Parser)]
@@ -27,6 +29,25 @@ enum Command {
         #[command(subcommand)]
         command: ComponentsCommand,
     },
+    /// Write a new component project (the SDK of the language, both modes:
+    /// a gRPC component and a WASM component from the same source).
+    New(NewArgs),
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// Component name: lowercase letters, digits and `-` (names the crate or
+    /// module, the socket `<name>.sock` and the `<name>.wasm` file).
+    name: String,
+    /// state, pubsub, input-binding, output-binding or secret-store.
+    #[arg(long)]
+    kind: String,
+    /// rust or python.
+    #[arg(long)]
+    lang: String,
+    /// Where to write the project [default: ./<name>].
+    #[arg(long, value_name = "PATH")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -353,6 +374,12 @@ async fn run(cli: Cli) -> anyhow::Result<Option<u8>> {
             tracing::info!("shutting down");
             host.shutdown().await;
             Ok(status)
+        }
+        Command::New(NewArgs { name, kind, lang, dir }) => {
+            let request = scaffold::Request { name: &name, kind: &kind, lang: &lang, dir };
+            let written = scaffold::write(&request)?;
+            println!("wrote a {lang} {kind} component in {}; see its README.md", written.display());
+            Ok(None)
         }
         Command::Components { command: ComponentsCommand::List(sources) } => {
             let host = sources.builder().build().await?;

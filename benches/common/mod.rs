@@ -12,7 +12,7 @@ pub fn guest(name: &str) -> PathBuf {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from).join("components");
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", name, "--manifest-path"])
+        .args(["build", "--release", "--lib", "--target", "wasm32-wasip2", "-p", name, "--manifest-path"])
         .arg(root.join("components/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)

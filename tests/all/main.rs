@@ -10,6 +10,8 @@
 //! * `health`: the periodic probe of every component and where it shows.
 //! * `supervisor`: component processes plughost starts, restarts and stops
 //!   (`plughost.io/command`), with the reliability guide's section D.
+//! * `sdk`: components built with the Rust SDK (`components/sdk/rust`) over
+//!   real sockets; `scaffold`: `plughost new` projects built and tested.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
 //!   against `plughost run` in every component mode.
 //! * `deadlines`: deadlines of gRPC and WASM component calls, queueing
@@ -30,6 +32,8 @@ mod python_sdk;
 mod python_template;
 mod redis;
 mod resiliency;
+mod scaffold;
+mod sdk;
 mod supervisor;
 mod support;
 mod wasm;

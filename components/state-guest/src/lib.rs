@@ -1,9 +1,10 @@
-//! The `state-component` world implemented over [`state_logic::Store`], for
-//! every guest that is a state store: `wasm-state` and the misbehaving
-//! fixtures, which differ from it only in a [`Behaviour`] hook.
+//! The state store of `wasm-state` and the misbehaving fixtures, built with
+//! the component SDK (`../sdk/rust`, crate `plughost-component`) over
+//! [`state_logic::Store`]. The fixtures differ from `wasm-state` only in a
+//! [`Behaviour`] hook.
 //!
 //! A library, not a component: each guest crate names its behaviour and
-//! exports it with this crate's export macro:
+//! exports it with this crate's export macro (the SDK's `export_state!`):
 //!
 //! ```ignore
 //! struct Plain;
@@ -12,23 +13,15 @@
 //! state_guest::export!(Component);
 //! ```
 
-wit_bindgen::generate!({
-    world: "state-component",
-    path: "../../wit",
-    pub_export_macro: true,
-    default_bindings_module: "state_guest",
-});
-
-use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use exports::plughost::components::lifecycle;
-use exports::plughost::components::state::{
-    self, BulkItem, Concurrency, DeleteRequest, GetRequest, KeyError, Operation, SetRequest, StateItem,
+pub use plughost_component;
+use plughost_component::state::{
+    BulkItem, Concurrency, DeleteRequest, GetRequest, KeyError, Operation, SetRequest, StateItem,
 };
-use plughost::components::log::{Level, log};
-use plughost::components::types::{Error, Metadata};
+use plughost_component::{Component, LogLevel, StateStore};
+pub use plughost_component::{Error, Metadata};
 use state_logic::Store;
 
 /// What a guest does besides being a plain store.
@@ -49,14 +42,17 @@ pub trait Behaviour: 'static {
 }
 
 /// A state store whose `get` and `ping` first run `B`'s hooks.
-pub struct StateComponent<B>(PhantomData<B>);
-
-thread_local! {
-    static STORE: RefCell<Store> = RefCell::new(Store::new());
+pub struct StateComponent<B> {
+    store: Store,
+    behaviour: PhantomData<fn() -> B>,
 }
 
-fn with_store<R>(f: impl FnOnce(&mut Store) -> R) -> R {
-    STORE.with(|store| f(&mut store.borrow_mut()))
+/// Exports `$component` (a [`StateComponent`]) as a WASM state component.
+#[macro_export]
+macro_rules! export {
+    ($component:ty) => {
+        $crate::plughost_component::export_state!($component);
+    };
 }
 
 /// Milliseconds since the Unix epoch, from `wasi:clocks/wall-clock`.
@@ -100,63 +96,61 @@ fn item(found: state_logic::Item) -> StateItem {
     StateItem { data: found.data, etag: Some(found.etag), metadata: found.metadata, content_type: found.content_type }
 }
 
-impl<B: Behaviour> lifecycle::Guest for StateComponent<B> {
-    fn init(_metadata: Metadata) -> Result<(), Error> {
-        log(Level::Debug, "in-memory state store ready");
-        Ok(())
+impl<B: Behaviour> Component for StateComponent<B> {
+    fn init(_metadata: Metadata) -> Result<Self, Error> {
+        plughost_component::log(LogLevel::Debug, "in-memory state store ready");
+        Ok(Self { store: Store::new(), behaviour: PhantomData })
     }
 
-    fn features() -> Vec<String> {
+    fn features(&self) -> Vec<String> {
         state_logic::FEATURES.map(String::from).to_vec()
     }
 
-    fn ping() -> Result<(), Error> {
+    fn ping(&mut self) -> Result<(), Error> {
         B::ping()
     }
 }
 
-impl<B: Behaviour> state::Guest for StateComponent<B> {
-    fn get(request: GetRequest) -> Result<Option<StateItem>, Error> {
+impl<B: Behaviour> StateStore for StateComponent<B> {
+    fn get(&mut self, request: GetRequest) -> Result<Option<StateItem>, Error> {
         B::before_get(&request.key);
         if let Some(answer) = B::answer_get(&request.key) {
             let data = answer?;
             return Ok(Some(StateItem { data, etag: None, metadata: Vec::new(), content_type: None }));
         }
-        Ok(with_store(|store| store.get(&request.key, now())).map(item))
+        Ok(self.store.get(&request.key, now()).map(item))
     }
 
-    fn set(request: SetRequest) -> Result<(), Error> {
-        with_store(|store| store.set(set(request), now())).map_err(error)
+    fn set(&mut self, request: SetRequest) -> Result<(), Error> {
+        self.store.set(set(request), now()).map_err(error)
     }
 
-    fn delete(request: DeleteRequest) -> Result<(), Error> {
-        with_store(|store| store.delete(delete(request), now())).map_err(error)
+    fn delete(&mut self, request: DeleteRequest) -> Result<(), Error> {
+        self.store.delete(delete(request), now()).map_err(error)
     }
 
-    fn bulk_get(requests: Vec<GetRequest>) -> Result<Vec<BulkItem>, Error> {
+    fn bulk_get(&mut self, requests: Vec<GetRequest>) -> Result<Vec<BulkItem>, Error> {
         let now = now();
-        Ok(with_store(|store| {
-            requests
-                .into_iter()
-                .map(|request| {
-                    let found = store.get(&request.key, now).map(item);
-                    BulkItem { key: request.key, item: found, error: None }
-                })
-                .collect()
-        }))
+        Ok(requests
+            .into_iter()
+            .map(|request| {
+                let found = self.store.get(&request.key, now).map(item);
+                BulkItem { key: request.key, item: found, error: None }
+            })
+            .collect())
     }
 
-    fn bulk_set(requests: Vec<SetRequest>) -> Result<Vec<KeyError>, Error> {
+    fn bulk_set(&mut self, requests: Vec<SetRequest>) -> Result<Vec<KeyError>, Error> {
         let requests = requests.into_iter().map(set).collect();
-        Ok(key_errors(with_store(|store| store.bulk_set(requests, now()))))
+        Ok(key_errors(self.store.bulk_set(requests, now())))
     }
 
-    fn bulk_delete(requests: Vec<DeleteRequest>) -> Result<Vec<KeyError>, Error> {
+    fn bulk_delete(&mut self, requests: Vec<DeleteRequest>) -> Result<Vec<KeyError>, Error> {
         let requests = requests.into_iter().map(delete).collect();
-        Ok(key_errors(with_store(|store| store.bulk_delete(requests, now()))))
+        Ok(key_errors(self.store.bulk_delete(requests, now())))
     }
 
-    fn transact(operations: Vec<Operation>, _metadata: Metadata) -> Result<(), Error> {
+    fn transact(&mut self, operations: Vec<Operation>, _metadata: Metadata) -> Result<(), Error> {
         let ops = operations
             .into_iter()
             .map(|op| match op {
@@ -164,6 +158,6 @@ impl<B: Behaviour> state::Guest for StateComponent<B> {
                 Operation::Delete(request) => state_logic::Op::Delete(delete(request)),
             })
             .collect();
-        with_store(|store| store.transact(ops, now())).map_err(error)
+        self.store.transact(ops, now()).map_err(error)
     }
 }

@@ -9,7 +9,7 @@
 wit_bindgen::generate!({ world: "doom-import", path: "wit" });
 
 use example::missing::clock_of_doom::countdown;
-use state_guest::plughost::components::types::Error;
+use state_guest::Error;
 
 struct Doomed;
 

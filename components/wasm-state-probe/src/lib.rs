@@ -10,7 +10,7 @@
 //!
 //! Denied (or failed) probes answer `denied: <reason>`.
 
-use state_guest::plughost::components::types::Error;
+use state_guest::Error;
 
 struct Probe;
 

@@ -209,3 +209,5 @@ pubsub_suite!(in_memory, crate::support::builtin_pubsub("pubsub.in-memory"));
 pubsub_suite!(redis, crate::support::redis_pubsub());
 pubsub_suite!(wasm, crate::support::wasm_pubsub());
 pubsub_suite!(grpc_rust, crate::support::grpc_pubsub());
+pubsub_suite!(sdk_broker_grpc, crate::support::sdk::broker_grpc());
+pubsub_suite!(sdk_broker_wasm, crate::support::sdk::broker_wasm());

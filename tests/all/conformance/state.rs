@@ -316,3 +316,5 @@ state_suite!(python_wasm, crate::support::python_wasm_state());
 state_suite!(js_wasm, crate::support::js_wasm_state());
 state_suite!(grpc_rust, crate::support::grpc_state(crate::support::grpc::Program::Rust("state")));
 state_suite!(grpc_python, crate::support::grpc_state(crate::support::grpc::Program::PythonState));
+state_suite!(sdk_file_grpc, crate::support::sdk::file_state_grpc());
+state_suite!(sdk_file_wasm, crate::support::sdk::file_state_wasm());

@@ -38,6 +38,9 @@ pub enum Program {
     Rust(&'static str),
     /// `components/python-state/store.py`: the Python SDK example's `serve`.
     PythonState,
+    /// An example built with the Rust SDK (`components/<name>`), see
+    /// [`super::sdk`].
+    Sdk(&'static str),
 }
 
 /// One component process on one socket; restartable; killed on drop.
@@ -67,6 +70,11 @@ impl ComponentProcess {
                     .arg("--data-dir")
                     .arg(&self.data_dir)
                     .arg("--exit-on-stdin-eof");
+                command
+            }
+            Program::Sdk(name) => {
+                let mut command = Command::new(super::sdk::binary(name));
+                command.arg("--socket").arg(&self.socket).arg("--exit-on-stdin-eof");
                 command
             }
             Program::PythonState => {

@@ -2,6 +2,7 @@
 
 pub mod grpc;
 pub mod redis_server;
+pub mod sdk;
 pub mod sidecar;
 pub mod wasm;
 

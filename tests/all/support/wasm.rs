@@ -19,6 +19,9 @@ pub const GUESTS: &[&str] = &[
     "wasm-wrong-world",
     "wasm-bad-import",
     "wasm-state-probe",
+    // Built with the Rust SDK; their gRPC builds: `super::sdk`.
+    "file-state",
+    "broker",
 ];
 
 fn root() -> &'static Path {
@@ -45,7 +48,8 @@ pub fn guest(crate_name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let out = BUILT.get_or_init(|| {
         let mut command = cargo();
-        command.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"]);
+        // `--lib`: the SDK examples also have a (native-only) gRPC binary.
+        command.args(["build", "--release", "--lib", "--target", "wasm32-wasip2", "--manifest-path"]);
         command.arg(root().join("components/Cargo.toml")).arg("--target-dir").arg(target_dir());
         for name in GUESTS {
             command.args(["-p", name]);
