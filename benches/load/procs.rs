@@ -109,7 +109,7 @@ pub fn start_plughost(extra: &[&std::ffi::OsStr]) -> (Process, SocketAddr, Socke
     let mut child = Command::new(plughost_binary())
         .env("RUST_LOG", "info")
         .env_remove("DAPR_API_TOKEN")
-        .args(["run", "--dapr-grpc-port", "0", "--dapr-http-port", "0"])
+        .args(["run", "--dapr-grpc-port", "0", "--dapr-http-port", "0", "--metrics-port", "0"])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
