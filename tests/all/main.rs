@@ -8,6 +8,8 @@
 //!   killed and restarted, health, headers and deadlines on the wire.
 //! * `api`: the sidecar API over HTTP and gRPC, and the Dapr Python SDK
 //!   against `plughost run` in every component mode.
+//! * `trust`: sockets of other users, planted and tampered artifacts,
+//!   pathological `.wasm` files, pool capacity.
 
 mod api;
 mod cli;
@@ -15,4 +17,5 @@ mod conformance;
 mod grpc;
 mod host;
 mod support;
+mod trust;
 mod wasm;
