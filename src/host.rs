@@ -509,9 +509,10 @@ impl Types<'_> {
             if let Some(mut wait) = self.waits.remove(&spec.name) {
                 let _ = (&mut wait.0).await;
                 waited = format!(
-                    " (no socket in {} provided it within {:?}, the component's initTimeout)",
+                    " (no socket in {} provided it within {:?}, the component's initTimeout{})",
                     sockets.dir().display(),
-                    spec.init_timeout
+                    spec.init_timeout,
+                    sockets.refused().map(|reason| format!("; {reason}")).unwrap_or_default()
                 );
             }
             if let Some(factory) = sockets.factory(&spec.type_name) {

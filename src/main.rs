@@ -82,6 +82,15 @@ struct Sources {
         default_value = plughost::grpc::discovery::DEFAULT_SOCKETS_FOLDER
     )]
     sockets_dir: PathBuf,
+    /// Also trust sockets served by this uid (repeatable); plughost's own
+    /// uid is always trusted, and a socket served by anyone else is refused.
+    #[arg(long, value_name = "UID")]
+    trust_socket_uid: Vec<u32>,
+    /// Use a socket folder that group or others may write to, or that
+    /// another user owns, with a warning (refused by default: anyone who can
+    /// write there can plant a component).
+    #[arg(long)]
+    allow_shared_sockets_dir: bool,
 }
 
 #[derive(Args)]
@@ -274,7 +283,12 @@ impl Sources {
         if let Some(dir) = &self.wasm_dir {
             builder = builder.wasm_dir(dir);
         }
-        builder.socket_dir(&self.sockets_dir)
+        let grpc = plughost::grpc::GrpcOptions {
+            trusted_uids: self.trust_socket_uid.clone(),
+            allow_shared_socket_dir: self.allow_shared_sockets_dir,
+            ..plughost::grpc::GrpcOptions::default()
+        };
+        builder.socket_dir(&self.sockets_dir).grpc_options(grpc)
     }
 }
 

@@ -11,8 +11,10 @@ use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint, Uri};
 
+use super::GrpcOptions;
 use super::status::error_chain;
 use crate::kinds::ComponentKind;
 
@@ -117,8 +119,10 @@ pub fn kinds_of(services: &[String]) -> Vec<ComponentKind> {
 /// Connects to `socket` and lists its services through reflection, all
 /// within `deadline`. The error says, for a person, why the socket is not a
 /// usable component.
-pub async fn probe(socket: &Path, deadline: Duration) -> Result<Vec<String>, String> {
-    match tokio::time::timeout(deadline, probe_unbounded(socket, deadline)).await {
+/// The socket must pass [`trust::connect`](super::trust::connect) (no
+/// symbolic link, served by a trusted uid) before anything is sent.
+pub async fn probe(socket: &Path, deadline: Duration, options: &GrpcOptions) -> Result<Vec<String>, String> {
+    match tokio::time::timeout(deadline, probe_unbounded(socket, deadline, options)).await {
         Ok(result) => result,
         Err(_) => Err(format!("no answer within {deadline:?}: the server hangs, or does not speak gRPC")),
     }
@@ -127,23 +131,25 @@ pub async fn probe(socket: &Path, deadline: Duration) -> Result<Vec<String>, Str
 /// `sun_path` holds 108 bytes on Linux, the terminating NUL included.
 pub const MAX_SOCKET_PATH: usize = 107;
 
-async fn probe_unbounded(socket: &Path, deadline: Duration) -> Result<Vec<String>, String> {
+async fn probe_unbounded(socket: &Path, deadline: Duration, options: &GrpcOptions) -> Result<Vec<String>, String> {
     let length = socket.as_os_str().len();
     if length > MAX_SOCKET_PATH {
         return Err(format!(
             "the path is {length} bytes; Unix socket paths hold at most {MAX_SOCKET_PATH} (use a shorter socket folder)"
         ));
     }
-    let endpoint = Endpoint::from_shared(format!("unix://{}", socket.display()))
-        .map_err(|e| format!("not a usable socket path: {e}"))?
-        .connect_timeout(deadline);
-    let channel = endpoint.connect().await.map_err(|e| {
-        let refused = io_kind(&e) == Some(std::io::ErrorKind::ConnectionRefused);
-        if refused {
+    let (path, options) = (socket.to_owned(), options.clone());
+    let connector = tower::service_fn(move |_: Uri| {
+        let (path, options) = (path.clone(), options.clone());
+        async move { super::trust::connect(&path, &options).await.map(TokioIo::new) }
+    });
+    let endpoint = Endpoint::from_static("http://component.sock").connect_timeout(deadline);
+    let channel = endpoint.connect_with_connector(connector).await.map_err(|e| match io_kind(&e) {
+        Some(std::io::ErrorKind::ConnectionRefused) => {
             "nothing is listening on it (connection refused): a stale socket left by a process that exited?".to_owned()
-        } else {
-            format!("cannot connect: {}", error_chain(&e))
         }
+        Some(std::io::ErrorKind::PermissionDenied) => format!("refused: {}", innermost(&e)),
+        _ => format!("cannot connect: {}", error_chain(&e)),
     })?;
     let listed = match list_services_v1(channel.clone()).await {
         Err(status) if status.code() == tonic::Code::Unimplemented => list_services_v1alpha(channel).await,
@@ -170,6 +176,15 @@ fn io_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKi
         next = e.source();
     }
     None
+}
+
+/// The message of the innermost error of a chain (the one that says why).
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = error;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 /// The v1 and v1alpha generated types are distinct but have the same shape.
@@ -230,7 +245,7 @@ mod tests {
     #[tokio::test]
     async fn over_long_socket_paths_are_explained() {
         let long = PathBuf::from(format!("/tmp/{}/c.sock", "d".repeat(120)));
-        let reason = probe(&long, Duration::from_secs(1)).await.unwrap_err();
+        let reason = probe(&long, Duration::from_secs(1), &GrpcOptions::default()).await.unwrap_err();
         assert!(reason.contains("at most 107"), "{reason}");
     }
 

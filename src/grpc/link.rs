@@ -359,8 +359,9 @@ impl Shared {
         let weak = Arc::downgrade(self);
         let socket = self.socket.clone();
         let dialed = Arc::new(AtomicBool::new(false));
+        let options = self.options.clone();
         let connector = tower::service_fn(move |_: Uri| {
-            let (weak, socket, dialed) = (weak.clone(), socket.clone(), dialed.clone());
+            let (weak, socket, dialed, options) = (weak.clone(), socket.clone(), dialed.clone(), options.clone());
             async move {
                 if dialed.swap(true, Ordering::SeqCst) {
                     if let Some(shared) = weak.upgrade() {
@@ -371,7 +372,7 @@ impl Shared {
                         "the connection to the component was lost; plughost reconnects and replays Init",
                     ));
                 }
-                let stream = UnixStream::connect(&socket).await?;
+                let stream = super::trust::connect(&socket, &options).await?;
                 let on_lost: OnLost = Box::new(move |reason| {
                     if let Some(shared) = weak.upgrade() {
                         shared.lost(generation, &reason);

@@ -13,6 +13,8 @@
 //!   replay, and a periodic `Ping` feeding the component's health.
 //! * `status`: the one place a `tonic::Status` becomes a
 //!   [`ComponentError`](crate::kinds::ComponentError).
+//! * [`trust`]: only sockets of trusted uids, in a folder others cannot
+//!   write to, never through a symbolic link; checked on every dial.
 //! * `stream`: pub/sub `PullMessages` and input binding `Read` as acked
 //!   [`Deliveries`](crate::kinds::Deliveries) that survive reconnections.
 //!
@@ -25,6 +27,7 @@ pub mod pb;
 mod sockets;
 pub(crate) mod status;
 pub(crate) mod stream;
+pub mod trust;
 
 use std::time::Duration;
 
@@ -66,6 +69,13 @@ pub struct GrpcOptions {
     pub min_backoff: Duration,
     /// Cap of the reconnection delay.
     pub max_backoff: Duration,
+    /// Uids whose sockets are trusted besides plughost's own effective uid
+    /// (see [`trust`]): a socket served by anyone else is refused on every
+    /// dial.
+    pub trusted_uids: Vec<u32>,
+    /// Use a socket folder that others may write to (or that another user
+    /// owns), with a loud warning, instead of refusing it.
+    pub allow_shared_socket_dir: bool,
 }
 
 impl Default for GrpcOptions {
@@ -81,6 +91,8 @@ impl Default for GrpcOptions {
             max_message_size: 16 << 20,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
+            trusted_uids: Vec::new(),
+            allow_shared_socket_dir: false,
         }
     }
 }

@@ -9,6 +9,10 @@
 //! a component whose process restarts on the same path is reconnected (see
 //! `link`), not forgotten.
 //!
+//! Trust (see [`trust`]): a folder that others may write to, or that another
+//! user owns, is refused (nothing in it is probed), and every probe checks
+//! who serves the socket.
+//!
 //! Late sockets: a configured component whose type is not known yet, but
 //! could come from a socket, calls [`SocketDirectory::wait_for`], which
 //! returns as soon as a scan registers that type (dapr/dapr#6180: daprd
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::discovery::{self, Candidate};
-use super::{GrpcOptions, Link};
+use super::{GrpcOptions, Link, trust};
 use crate::kinds::ComponentKind;
 use crate::kinds::input_binding::GrpcInputBinding;
 use crate::kinds::output_binding::GrpcOutputBinding;
@@ -71,6 +75,8 @@ struct DirState {
     entries: BTreeMap<PathBuf, Entry>,
     types: BTreeMap<String, Provider>,
     unreadable: Option<String>,
+    /// Why the folder is not safe to take sockets from (see `trust`).
+    unsafe_dir: Option<String>,
 }
 
 /// A watched socket folder and the component types its sockets provide.
@@ -101,6 +107,9 @@ impl SocketDirectory {
     /// Looks at every entry that is new, re-created, or due for a retry;
     /// sockets are asked concurrently, each within the probe deadline.
     pub async fn scan(&self) {
+        if !self.folder_is_safe() {
+            return;
+        }
         let candidates = match discovery::list_candidates(&self.dir) {
             Ok(candidates) => candidates,
             Err(e) => {
@@ -145,9 +154,9 @@ impl SocketDirectory {
                 }
             }
         }
-        let deadline = self.options.probe_timeout;
+        let (deadline, options) = (self.options.probe_timeout, &self.options);
         let probes = to_probe.into_iter().map(|(path, identity)| async move {
-            let result = discovery::probe(&path, deadline).await;
+            let result = discovery::probe(&path, deadline, options).await;
             (path, identity, result)
         });
         let results = futures::future::join_all(probes).await;
@@ -173,6 +182,31 @@ impl SocketDirectory {
         if added {
             self.changes.send_replace(());
         }
+    }
+
+    /// Checks the folder's owner and permissions (see [`trust::check_dir`]);
+    /// logs each new problem once: refused, or a loud warning when
+    /// [`GrpcOptions::allow_shared_socket_dir`] is set.
+    fn folder_is_safe(&self) -> bool {
+        let problem = trust::check_dir(&self.dir, &self.options).err();
+        let mut state = self.state.lock().expect("sockets lock");
+        if state.unsafe_dir != problem {
+            if let Some(problem) = &problem {
+                if self.options.allow_shared_socket_dir {
+                    tracing::error!("INSECURE: {problem}; used anyway because shared socket folders are allowed");
+                } else {
+                    tracing::error!("{problem}; no socket in it is used");
+                }
+            }
+            state.unsafe_dir = problem;
+        }
+        state.unsafe_dir.is_none() || self.options.allow_shared_socket_dir
+    }
+
+    /// Why the folder is refused, if it is.
+    pub fn refused(&self) -> Option<String> {
+        let state = self.state.lock().expect("sockets lock");
+        state.unsafe_dir.clone().filter(|_| !self.options.allow_shared_socket_dir)
     }
 
     /// Registers the types `services` provide on `path`.
@@ -259,6 +293,9 @@ impl SocketDirectory {
     pub fn report(&self) -> SocketReport {
         let state = self.state.lock().expect("sockets lock");
         let mut report = SocketReport { dir: self.dir.clone(), ..SocketReport::default() };
+        if let Some(reason) = state.unsafe_dir.clone().filter(|_| !self.options.allow_shared_socket_dir) {
+            report.skipped.push((self.dir.clone(), reason));
+        }
         for (path, entry) in &state.entries {
             match &entry.outcome {
                 Outcome::Component(types) => report.components.push((path.clone(), types.clone())),

@@ -239,7 +239,7 @@ impl Supervised {
         loop {
             if tokio::fs::symlink_metadata(&settings.socket).await.is_ok() {
                 let left = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
-                match discovery::probe(&settings.socket, left.max(Duration::from_millis(100))).await {
+                match discovery::probe(&settings.socket, left.max(Duration::from_millis(100)), &own_child()).await {
                     Ok(services) => return check_protocol(&settings.socket, &services),
                     Err(reason) => last = reason,
                 }
@@ -287,7 +287,7 @@ impl Supervised {
                 }
                 _ = probes.tick() => {
                     let timeout = settings.probe_interval.min(Duration::from_secs(2));
-                    match discovery::probe(&settings.socket, timeout).await {
+                    match discovery::probe(&settings.socket, timeout, &own_child()).await {
                         Ok(_) => misses = 0,
                         Err(reason) => {
                             misses += 1;
@@ -398,4 +398,11 @@ mod tests {
         assert!(err.contains("serves dapr.proto.components.v2.StateStore"), "{err}");
         assert!(err.contains("dapr.proto.components.v1.StateStore"), "{err}");
     }
+}
+
+/// How the supervisor dials its own child's socket: the default trust rules
+/// (no symlink, served by plughost's own uid), which a child plughost
+/// started itself always meets.
+fn own_child() -> crate::grpc::GrpcOptions {
+    crate::grpc::GrpcOptions::default()
 }

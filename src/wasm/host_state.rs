@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
-use wasmtime::StoreLimits;
+use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -18,8 +18,9 @@ use super::settings::WasmSettings;
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    /// Memory, table and instance caps; checked by wasmtime on every grow.
-    pub(crate) limits: StoreLimits,
+    /// The memory cap across all of the instance's memories, and the table
+    /// cap; checked by wasmtime on every grow.
+    pub(crate) limits: Limits,
     /// When the running call's time is up (wall clock, counted from the
     /// moment the call was made, queueing included); checked on every epoch
     /// tick, so a guest that was suspended for a while traps at the first
@@ -49,8 +50,7 @@ impl HostState {
         if settings.network {
             wasi.inherit_network().allow_ip_name_lookup(true);
         }
-        let limits =
-            wasmtime::StoreLimitsBuilder::new().memory_size(settings.max_memory).trap_on_grow_failure(true).build();
+        let limits = Limits { max_memory: settings.max_memory, memory: 0, growing: 0 };
         Ok(Self {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -58,6 +58,65 @@ impl HostState {
             deadline: std::time::Instant::now(),
             component,
         })
+    }
+}
+
+/// Most elements a guest table may hold (wasmtime sets no limit).
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// The resource limits of one instance. `wasm.maxMemory` caps the **sum**
+/// of all its linear memories (wasmtime's `StoreLimits` caps each memory on
+/// its own, so a component with several memories could take a multiple of
+/// the cap). wasmtime asks before every growth, the initial size included;
+/// going over the cap traps (a clean error naming the cap), as `memory.grow`
+/// returning -1 would let the guest limp on half-initialised.
+pub(crate) struct Limits {
+    max_memory: usize,
+    /// Bytes of all memories so far.
+    memory: usize,
+    /// The growth last allowed, taken back if it then fails.
+    growing: usize,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let growth = desired.saturating_sub(current);
+        let total = self.memory.saturating_add(growth);
+        if total > self.max_memory || maximum.is_some_and(|max| desired > max) {
+            wasmtime::bail!(
+                "forcing trap when growing memory to {desired} bytes: the component's memories would total \
+                 {total} bytes"
+            );
+        }
+        self.memory = total;
+        self.growing = growth;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory -= std::mem::take(&mut self.growing);
+        Err(error.context("growing memory failed"))
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS || maximum.is_some_and(|max| desired > max) {
+            wasmtime::bail!(
+                "forcing trap when growing a table to {desired} elements (the limit is {MAX_TABLE_ELEMENTS})"
+            );
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        10_000
+    }
+
+    fn tables(&self) -> usize {
+        10_000
+    }
+
+    fn memories(&self) -> usize {
+        10_000
     }
 }
 

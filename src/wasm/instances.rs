@@ -34,6 +34,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::LoadedComponent;
 use super::bindings::WitError;
+use super::engine::{Reservation, Slots, is_pool_exhausted};
 use super::host_state::HostState;
 use super::settings::WasmSettings;
 use crate::kinds::{ComponentError, ComponentKind, Metadata};
@@ -184,6 +185,23 @@ impl<T> std::future::Future for LazyTimeout<'_, T> {
     }
 }
 
+/// Runs `call`, turning a panic (of a host function called by the guest)
+/// into its message.
+async fn contained<F: std::future::Future>(call: F) -> Result<F::Output, String> {
+    use futures::FutureExt as _;
+    std::panic::AssertUnwindSafe(call).catch_unwind().await.map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned())
+    })
+}
+
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// An instance slot held for one call. If the call's future is dropped
 /// before the call finished (its caller went away), the instance is dropped
 /// too: its store is stuck mid-call and could not be entered again.
@@ -207,6 +225,8 @@ struct Live<G> {
 
 struct Configured<G: Guest> {
     engine: wasmtime::Engine,
+    /// This component's slots in the instance pool.
+    _reservation: Reservation,
     settings: WasmSettings,
     guest_metadata: Vec<(String, String)>,
     pre: G::Pre,
@@ -275,12 +295,24 @@ impl<G: Guest> Instances<G> {
     /// instance, so a component that cannot start fails here.
     pub(crate) async fn init(&self, metadata: Metadata) -> Result<(), ComponentError> {
         let (settings, guest) = WasmSettings::from_metadata(metadata)?;
-        let untyped =
-            self.loaded.pre(settings.fuel.is_some()).await.map_err(|e| ComponentError::internal(format!("{e:#}")))?;
+        let fuel = settings.fuel.is_some();
+        let runtime = if fuel { super::fuel_runtime() } else { super::runtime() };
+        let runtime = runtime.map_err(|e| ComponentError::internal(format!("{e:#}")))?;
+        let shape = &self.loaded.shape;
+        let each = Slots {
+            component_instances: 1,
+            core_instances: to_u32(shape.core_instances),
+            memories: to_u32(shape.memories),
+            tables: to_u32(shape.tables),
+        };
+        let reservation =
+            runtime.pool.reserve(&self.name, to_u32(settings.instances), each).map_err(ComponentError::invalid)?;
+        let untyped = self.loaded.pre(fuel).await.map_err(|e| ComponentError::internal(format!("{e:#}")))?;
         let engine = untyped.component().engine().clone();
         let pre = G::pre(untyped).map_err(|e| ComponentError::internal(format!("{e:#}")))?;
         let slots = (0..settings.instances).map(|_| Mutex::new(None)).collect();
-        let configured = Configured { engine, settings, guest_metadata: super::to_wit(&guest), pre, slots };
+        let guest_metadata = super::to_wit(&guest);
+        let configured = Configured { engine, _reservation: reservation, settings, guest_metadata, pre, slots };
         self.configured.set(configured).map_err(|_| ComponentError::internal("init called twice"))?;
         let configured = self.configured.get().expect("just set");
         for slot in &configured.slots {
@@ -323,7 +355,10 @@ impl<G: Guest> Instances<G> {
         let host_deadline = (deadline + HOST_TIMEOUT_GRACE).into();
         Self::refuel(&mut store, &configured.settings)?;
         Self::arm(&mut store, deadline);
-        let instantiated = tokio::time::timeout_at(host_deadline, G::instantiate(&configured.pre, &mut store)).await;
+        let instantiated =
+            contained(tokio::time::timeout_at(host_deadline, G::instantiate(&configured.pre, &mut store)))
+                .await
+                .map_err(|panic| self.panicked("instantiate", &panic))?;
         let guest = match instantiated {
             Ok(Ok(guest)) => guest,
             Ok(Err(e)) => return Err(self.trap_error("instantiate", e)),
@@ -332,7 +367,9 @@ impl<G: Guest> Instances<G> {
         Self::refuel(&mut store, &configured.settings)?;
         Self::arm(&mut store, deadline);
         let initialised =
-            tokio::time::timeout_at(host_deadline, guest.init(&mut store, &configured.guest_metadata)).await;
+            contained(tokio::time::timeout_at(host_deadline, guest.init(&mut store, &configured.guest_metadata)))
+                .await
+                .map_err(|panic| self.panicked("init", &panic))?;
         match initialised {
             Ok(Ok(Ok(()))) => Ok(Live { store, guest }),
             Ok(Ok(Err(e))) => Err(ComponentError::from(e)),
@@ -392,8 +429,16 @@ impl<G: Guest> Instances<G> {
         let live = slot.slot.as_mut().expect("filled above");
         Self::refuel(&mut live.store, &configured.settings)?;
         Self::arm(&mut live.store, deadline);
-        let outcome = LazyTimeout::new(call(&live.guest, &mut live.store), deadline + HOST_TIMEOUT_GRACE).await;
+        let outcome =
+            contained(LazyTimeout::new(call(&live.guest, &mut live.store), deadline + HOST_TIMEOUT_GRACE)).await;
         slot.finished = true;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                *slot.slot = None;
+                return Err(self.panicked(operation, &panic));
+            }
+        };
         match outcome {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(e))) => Err(self.wit_error(e)),
@@ -459,6 +504,17 @@ impl<G: Guest> Instances<G> {
         }
     }
 
+    /// A host function panicked during `operation`: the panic is stopped
+    /// at this call (wasmtime resumes it in the caller), and the instance,
+    /// stopped mid-call, is dropped.
+    fn panicked(&self, operation: &str, panic: &str) -> ComponentError {
+        tracing::error!(component = %self.name, operation, "a host function panicked: {panic}; replacing the instance");
+        ComponentError::Internal(format!(
+            "component `{}` failed in `{operation}`: a host function panicked ({panic}) (instance replaced)",
+            self.name
+        ))
+    }
+
     fn deadline(&self, after: Duration) -> ComponentError {
         ComponentError::DeadlineExceeded { component: self.name.clone(), after }
     }
@@ -474,6 +530,13 @@ impl<G: Guest> Instances<G> {
 
     /// Names the component and the cause of a trap or host-side failure.
     fn trap_error(&self, operation: &str, error: wasmtime::Error) -> ComponentError {
+        if is_pool_exhausted(&error) {
+            tracing::warn!(component = %self.name, operation, "WASM instance pool exhausted: {error:#}");
+            return ComponentError::Unavailable {
+                component: self.name.clone(),
+                reason: format!("the WASM instance pool is exhausted ({error:#}); try again later"),
+            };
+        }
         let settings = self.settings();
         let cause = match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => {
@@ -497,5 +560,164 @@ impl<G: Guest> Instances<G> {
             "component `{}` failed in `{operation}`: {cause} (instance replaced)",
             self.name
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use wasmtime::component::{Linker, TypedFunc};
+
+    use super::*;
+
+    /// A component whose export `run` calls the host import `boom`.
+    const CALLS_THE_HOST: &str = r#"
+        (component
+          (import "boom" (func $boom))
+          (core func $boom_lowered (canon lower (func $boom)))
+          (core module $m
+            (import "host" "boom" (func $b))
+            (func (export "run") call $b))
+          (core instance $i (instantiate $m (with "host" (instance (export "boom" (func $boom_lowered))))))
+          (func (export "run") (canon lift (core func $i "run"))))
+    "#;
+
+    /// [`CALLS_THE_HOST`] linked to `boom`, as a loaded component.
+    fn calls_the_host(boom: fn()) -> Arc<LoadedComponent> {
+        loaded(CALLS_THE_HOST, boom)
+    }
+
+    /// The component `wat` (exporting `run`), linked to `boom`.
+    fn loaded(wat: &str, boom: fn()) -> Arc<LoadedComponent> {
+        let runtime = crate::wasm::runtime().unwrap();
+        let mut linker = Linker::<HostState>::new(&runtime.engine);
+        linker
+            .root()
+            .func_wrap("boom", move |_, ()| {
+                boom();
+                Ok(())
+            })
+            .unwrap();
+        let component = wasmtime::component::Component::new(&runtime.engine, wat).unwrap();
+        Arc::new(LoadedComponent {
+            path: "calls-the-host.wasm".into(),
+            stem: "calls-the-host".into(),
+            kinds: vec![ComponentKind::State],
+            source: super::super::CompileSource::Compiled,
+            shape: super::super::prescan::Shape { core_instances: 1, memories: 2, ..Default::default() },
+            pre: linker.instantiate_pre(&component).unwrap(),
+            fuel_pre: tokio::sync::OnceCell::new(),
+            cache_dir: None,
+        })
+    }
+
+    /// A guest whose `ping` calls `run`.
+    struct CallsTheHost {
+        run: TypedFunc<(), ()>,
+    }
+
+    impl Guest for CallsTheHost {
+        type Pre = InstancePre<HostState>;
+
+        fn pre(pre: &InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+            Ok(pre.clone())
+        }
+
+        fn instantiate<'a>(
+            pre: &'a Self::Pre,
+            store: &'a mut Store<HostState>,
+        ) -> BoxFuture<'a, wasmtime::Result<Self>> {
+            Box::pin(async move {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                Ok(Self { run: instance.get_typed_func(&mut *store, "run")? })
+            })
+        }
+
+        fn init<'a>(&'a self, _: &'a mut Store<HostState>, _: &'a Vec<(String, String)>) -> Call<'a, ()> {
+            Box::pin(async { Ok(Ok(())) })
+        }
+
+        fn features<'a>(&'a self, _: &'a mut Store<HostState>) -> Call<'a, Vec<String>> {
+            Box::pin(async { Ok(Ok(Vec::new())) })
+        }
+
+        fn ping<'a>(&'a self, store: &'a mut Store<HostState>) -> Call<'a, ()> {
+            Box::pin(async move { self.run.call_async(&mut *store, ()).await.map(Ok) })
+        }
+    }
+
+    /// Checklist 9: a host import that panics fails only the call that hit
+    /// it; the instance is replaced and the next call works.
+    #[tokio::test]
+    async fn a_panicking_host_import_is_contained_to_its_call() {
+        static CALLS: AtomicU32 = AtomicU32::new(0);
+        let instances = Instances::<CallsTheHost>::new(
+            calls_the_host(|| {
+                if CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("injected host fault");
+                }
+            }),
+            "panicky",
+        );
+        instances.init(Metadata::new()).await.unwrap();
+        let err = instances.ping().await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("panicky") && text.contains("injected host fault"), "{text}");
+        instances.ping().await.expect("the next call works, on a fresh instance");
+        assert_eq!(CALLS.load(Ordering::SeqCst), 2);
+    }
+
+    /// Checklist 11: running out of pool slots is "unavailable" (503), not
+    /// an internal error.
+    #[tokio::test]
+    async fn pool_exhaustion_is_unavailable() {
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(1);
+        let mut config = wasmtime::Config::new();
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        let component = wasmtime::component::Component::new(&engine, "(component)").unwrap();
+        let linker = Linker::<()>::new(&engine);
+        let mut first = Store::new(&engine, ());
+        let _held = linker.instantiate_async(&mut first, &component).await.unwrap();
+        let mut second = Store::new(&engine, ());
+        let exhausted = linker.instantiate_async(&mut second, &component).await.err().unwrap();
+        assert!(is_pool_exhausted(&exhausted), "{exhausted:#}");
+        let instances = Instances::<CallsTheHost>::new(calls_the_host(|| {}), "crowded");
+        let err = instances.trap_error("instantiate", exhausted);
+        assert!(
+            matches!(&err, ComponentError::Unavailable { component, reason }
+                if component == "crowded" && reason.contains("pool is exhausted")),
+            "{err:?}"
+        );
+    }
+
+    /// Checklist 5: `wasm.maxMemory` caps the sum of a component's memories,
+    /// not each one: two memories of 1.6 MiB each break a 2 MiB cap.
+    #[tokio::test]
+    async fn the_memory_cap_is_for_all_memories_together() {
+        const TWO_MEMORIES: &str = r#"
+            (component
+              (core module $m
+                (memory $a 1)
+                (memory $b 1)
+                (func (export "run")
+                  (drop (memory.grow $a (i32.const 24)))
+                  (drop (memory.grow $b (i32.const 24)))))
+              (core instance $i (instantiate $m))
+              (func (export "run") (canon lift (core func $i "run"))))
+        "#;
+        let capped = |cap: &str| {
+            let instances = Instances::<CallsTheHost>::new(loaded(TWO_MEMORIES, || {}), "two-memories");
+            let metadata = Metadata::from([("wasm.maxMemory".to_owned(), cap.to_owned())]);
+            async move {
+                instances.init(metadata).await.unwrap();
+                instances.ping().await
+            }
+        };
+        let err = capped("2Mi").await.unwrap_err().to_string();
+        assert!(err.contains("two-memories") && err.contains("memory limit of 2 MiB exceeded"), "{err}");
+        capped("4Mi").await.expect("both memories fit 4 MiB together");
     }
 }

@@ -16,10 +16,12 @@ pub mod cache;
 mod engine;
 mod host_state;
 pub(crate) mod instances;
+pub mod prescan;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::{Component, InstancePre};
 
@@ -35,8 +37,16 @@ use crate::kinds::ComponentKind;
 use crate::registry::{Factories, Factory, Instance, Mode};
 
 /// Largest `.wasm` file accepted: compile time grows with size, and
-/// compiling is not something wasmtime bounds for us.
-pub const MAX_COMPONENT_BYTES: usize = 128 << 20;
+/// compiling is not something wasmtime bounds for us (wasmCloud's cap; the
+/// 18 MB Python component fits).
+pub const MAX_COMPONENT_BYTES: usize = 50 << 20;
+
+/// Longest a component may take to compile; past it, the file is skipped
+/// (the compile thread cannot be stopped, but its result is not cached).
+/// A backstop: the [`prescan`] caps are the guard that acts in
+/// milliseconds. Generous, because a busy machine compiles the 18 MB Python
+/// component (4.6 s when idle) many times slower.
+pub const COMPILE_BUDGET: std::time::Duration = std::time::Duration::from_secs(300);
 
 const PACKAGE: &str = "plughost:components";
 const VERSION: &str = "0.1.0";
@@ -63,6 +73,8 @@ pub struct LoadedComponent {
     pub kinds: Vec<ComponentKind>,
     /// Where the machine code came from.
     pub source: CompileSource,
+    /// What the pre-compile scan counted (pool slots per instance).
+    pub shape: prescan::Shape,
     pub(crate) pre: InstancePre<HostState>,
     /// The same component compiled for the fuel-metering engine, made on
     /// first use by a component with `wasm.fuel`.
@@ -83,8 +95,9 @@ impl LoadedComponent {
                     .await
                     .map_err(|e| anyhow::anyhow!("re-reading {}: {e}", self.path.display()))?;
                 let (path, cache_dir) = (self.path.clone(), self.cache_dir.clone());
-                let (component, _) = tokio::task::spawn_blocking(move || {
-                    cache::compile(&runtime.engine, &path, &bytes, cache_dir.as_deref())
+                let (component, _, ()) = tokio::task::spawn_blocking(move || {
+                    let abandoned = AtomicBool::new(false);
+                    cache::compile(&runtime.engine, &path, &bytes, cache_dir.as_deref(), &abandoned, |_| Ok(()))
                 })
                 .await??;
                 runtime.linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("cannot link: {e:#}"))
@@ -113,20 +126,39 @@ impl WasmLoader {
         Ok(Self { runtime: runtime()?, cache_dir })
     }
 
-    /// Loads one file, or says exactly why it cannot be used.
+    /// Loads one file, or says exactly why it cannot be used: the size cap
+    /// and a [`prescan`] first (imports, exports, function count: before
+    /// any compile time is spent), then compilation within
+    /// [`COMPILE_BUDGET`], then linking and the exports' types. Only a
+    /// component that passed everything is cached.
     pub async fn load(&self, path: &Path) -> anyhow::Result<Arc<LoadedComponent>> {
+        let size = tokio::fs::metadata(path).await.map_err(|e| anyhow::anyhow!("cannot read: {e}"))?.len();
+        check_size(size)?;
         let bytes = tokio::fs::read(path).await.map_err(|e| anyhow::anyhow!("cannot read: {e}"))?;
         check_header(&bytes)?;
+        let shape = prescan::scan(&bytes)?;
         let (runtime, cache_dir, shown) = (self.runtime, self.cache_dir.clone(), path.to_owned());
-        let (component, source) =
-            tokio::task::spawn_blocking(move || cache::compile(&runtime.engine, &shown, &bytes, cache_dir.as_deref()))
-                .await??;
-        let kinds = exported_kinds(&runtime.engine, &component)?;
-        let pre = runtime.linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("cannot link: {e:#}"))?;
-        instances::check_exports(&pre, &kinds)?;
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let gave_up = abandoned.clone();
+        let compiling = tokio::task::spawn_blocking(move || {
+            cache::compile(&runtime.engine, &shown, &bytes, cache_dir.as_deref(), &abandoned, |component| {
+                let kinds = exported_kinds(&runtime.engine, component)?;
+                let pre =
+                    runtime.linker.instantiate_pre(component).map_err(|e| anyhow::anyhow!("cannot link: {e:#}"))?;
+                instances::check_exports(&pre, &kinds)?;
+                Ok((kinds, pre))
+            })
+        });
+        let (_, source, (kinds, pre)) = match tokio::time::timeout(COMPILE_BUDGET, compiling).await {
+            Ok(compiled) => compiled??,
+            Err(_) => {
+                gave_up.store(true, Ordering::SeqCst);
+                anyhow::bail!("compiling took longer than plughost's budget of {COMPILE_BUDGET:?}");
+            }
+        };
         let stem = path.file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
         let (fuel_pre, cache_dir) = (tokio::sync::OnceCell::new(), self.cache_dir.clone());
-        Ok(Arc::new(LoadedComponent { path: path.to_owned(), stem, kinds, source, pre, fuel_pre, cache_dir }))
+        Ok(Arc::new(LoadedComponent { path: path.to_owned(), stem, kinds, source, shape, pre, fuel_pre, cache_dir }))
     }
 
     /// Loads every `*.wasm` file in `dir` (sorted by name), each on its own.
@@ -152,14 +184,20 @@ impl WasmLoader {
     }
 }
 
+/// Refuses a file over [`MAX_COMPONENT_BYTES`] (before reading it).
+fn check_size(size: u64) -> anyhow::Result<()> {
+    if size > MAX_COMPONENT_BYTES as u64 {
+        anyhow::bail!("the file is {} MiB; the limit is {} MiB", size >> 20, MAX_COMPONENT_BYTES >> 20);
+    }
+    Ok(())
+}
+
 /// Refuses what is certainly not a component before spending time on it.
 fn check_header(bytes: &[u8]) -> anyhow::Result<()> {
     if bytes.is_empty() {
         anyhow::bail!("the file is empty");
     }
-    if bytes.len() > MAX_COMPONENT_BYTES {
-        anyhow::bail!("the file is {} MiB; the limit is {} MiB", bytes.len() >> 20, MAX_COMPONENT_BYTES >> 20);
-    }
+    check_size(bytes.len() as u64)?;
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         anyhow::bail!("not a WebAssembly file (no \\0asm header)");
     }
@@ -175,21 +213,7 @@ fn check_header(bytes: &[u8]) -> anyhow::Result<()> {
 /// one kind interface of plughost's package.
 fn exported_kinds(engine: &wasmtime::Engine, component: &Component) -> anyhow::Result<Vec<ComponentKind>> {
     let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_owned()).collect();
-    let kinds: Vec<ComponentKind> =
-        ComponentKind::ALL.into_iter().filter(|kind| exports.contains(&export_name(*kind))).collect();
-    if kinds.is_empty() {
-        let other_version = exports.iter().find(|e| e.starts_with(PACKAGE));
-        anyhow::bail!(
-            "exports none of plughost's interfaces ({PACKAGE}/<kind>@{VERSION}){}; it exports: [{}]",
-            other_version.map(|e| format!(" (found `{e}`: a different WIT version?)")).unwrap_or_default(),
-            exports.join(", ")
-        );
-    }
-    let lifecycle = format!("{PACKAGE}/lifecycle@{VERSION}");
-    if !exports.contains(&lifecycle) {
-        anyhow::bail!("exports no `{lifecycle}` (every plughost world exports it)");
-    }
-    Ok(kinds)
+    prescan::kinds_from_exports(&exports)
 }
 
 /// Registers one factory per kind of `component`: `<type prefix>.<stem>`.

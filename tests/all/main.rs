@@ -20,6 +20,8 @@
 //! * `python_template`: the Python project templates, rendered, smoke-tested, run both ways.
 //! * `redis`: `state.redis` / `pubsub.redis` data compatibility with daprd,
 //!   and three `plughost run` instances on one real redis-server.
+//! * `trust`: sockets of other users, planted and tampered artifacts,
+//!   pathological `.wasm` files, pool capacity.
 
 mod api;
 mod cli;
@@ -36,4 +38,5 @@ mod scaffold;
 mod sdk;
 mod supervisor;
 mod support;
+mod trust;
 mod wasm;

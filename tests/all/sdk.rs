@@ -225,10 +225,12 @@ async fn reflection_lists_only_the_served_services() {
     let dir = grpc::short_tempdir();
     let (state, broker) = (dir.path().join("s.sock"), dir.path().join("b.sock"));
     let _served = (serve("file-state", &state), serve("broker", &broker));
-    let mut services = plughost::grpc::discovery::probe(&state, Duration::from_secs(10)).await.unwrap();
+    let mut services =
+        plughost::grpc::discovery::probe(&state, Duration::from_secs(10), &Default::default()).await.unwrap();
     services.sort();
     assert_eq!(services, ["dapr.proto.components.v1.StateStore", "dapr.proto.components.v1.TransactionalStateStore"]);
-    let services = plughost::grpc::discovery::probe(&broker, Duration::from_secs(10)).await.unwrap();
+    let services =
+        plughost::grpc::discovery::probe(&broker, Duration::from_secs(10), &Default::default()).await.unwrap();
     assert_eq!(services, ["dapr.proto.components.v1.PubSub"]);
 }
 

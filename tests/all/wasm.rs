@@ -237,7 +237,10 @@ fn second_start_loads_the_python_component_from_the_cache() {
     let (stdout, first) = list(dir.path(), &components, &data);
     assert!(first.contains("compiling component"), "first start compiles:\n{first}");
     assert!(stdout.lines().any(|l| l.starts_with("pystore") && l.contains("wasm") && l.ends_with("ready")), "{stdout}");
-    let cached: Vec<_> = std::fs::read_dir(data.join("wasm-cache")).unwrap().collect();
+    let cached: Vec<_> = std::fs::read_dir(data.join("wasm-cache"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
     assert_eq!(cached.len(), 1, "one artifact for one component");
 
     let (stdout, second) = list(dir.path(), &components, &data);
