@@ -447,13 +447,13 @@ impl Subscriber {
                     continue;
                 };
                 let arrived = Instant::now();
-                if let Some((n, sent)) = stamp(&event.data) {
-                    if n < 1 << 40 {
-                        let mut state = shared.lock().unwrap();
-                        state.open_events += 1;
-                        let took = arrived.saturating_duration_since(load::epoch() + sent);
-                        state.latency.record_ok(took);
-                    }
+                if let Some((n, sent)) = stamp(&event.data)
+                    && n < 1 << 40
+                {
+                    let mut state = shared.lock().unwrap();
+                    state.open_events += 1;
+                    let took = arrived.saturating_duration_since(load::epoch() + sent);
+                    state.latency.record_ok(took);
                 }
                 let processed = rt::SubscribeTopicEventsRequestProcessedAlpha1 {
                     id: event.id,

@@ -379,6 +379,13 @@ async fn clear_stale_socket(socket: &Path) -> Result<(), String> {
     }
 }
 
+/// How the supervisor dials its own child's socket: the default trust rules
+/// (no symlink, served by plughost's own uid), which a child plughost
+/// started itself always meets.
+fn own_child() -> crate::grpc::GrpcOptions {
+    crate::grpc::GrpcOptions::default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,11 +405,4 @@ mod tests {
         assert!(err.contains("serves dapr.proto.components.v2.StateStore"), "{err}");
         assert!(err.contains("dapr.proto.components.v1.StateStore"), "{err}");
     }
-}
-
-/// How the supervisor dials its own child's socket: the default trust rules
-/// (no symlink, served by plughost's own uid), which a child plughost
-/// started itself always meets.
-fn own_child() -> crate::grpc::GrpcOptions {
-    crate::grpc::GrpcOptions::default()
 }
