@@ -3,8 +3,7 @@
 //! smoke test run (`python3 -m unittest`: the class, then over gRPC); the state
 //! project built to WASM with its `build.sh` and loaded by plughost both ways.
 //!
-//! The rendering here follows the template convention (placeholders in names and
-//! contents, `.tmpl` dropped); `plughost new --lang python` writes the same files.
+//! The projects are written by `plughost new --lang python`, as a user gets them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,45 +22,18 @@ const KINDS: &[(&str, &str)] = &[
     ("secret-store", "secretstores"),
 ];
 
-fn render(kind: &str, type_prefix: &str, name: &str, out: &Path) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let camel: String = name.split('-').map(|part| part[..1].to_uppercase() + &part[1..]).collect();
-    let values = [
-        ("name", name.to_owned()),
-        ("snake_name", name.replace('-', "_")),
-        ("camel_name", camel),
-        ("kind", kind.to_owned()),
-        ("type_prefix", type_prefix.to_owned()),
-        ("world", format!("{kind}-component")),
-        ("repo", repo.display().to_string()),
-        ("wit_dir", repo.join("wit").display().to_string()),
-        ("sdk_dir", repo.join("components/sdk/python").display().to_string()),
-    ];
-    let fill = |text: &str| {
-        let mut text = text.to_owned();
-        for (key, value) in &values {
-            text = text.replace(&format!("{{{{{key}}}}}"), value);
-        }
-        assert!(!text.contains("{{"), "unknown placeholder left in {text}");
-        text
-    };
-    for part in ["_common", kind] {
-        let base = repo.join("templates/python").join(part);
-        let mut stack = vec![base.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let relative = fill(&path.strip_prefix(&base).unwrap().display().to_string());
-                let target = out.join(relative.strip_suffix(".tmpl").unwrap_or(&relative));
-                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-                std::fs::write(&target, fill(&std::fs::read_to_string(&path).unwrap())).unwrap();
-            }
-        }
-    }
+/// `plughost new <name> --kind <kind> --lang python --dir <out>`, as a user runs it.
+fn render(kind: &str, name: &str, out: &Path) {
+    let output = Command::new(env!("CARGO_BIN_EXE_plughost"))
+        .args(["new", name, "--kind", kind, "--lang", "python", "--dir"])
+        .arg(out)
+        .output()
+        .expect("running plughost new");
+    assert!(
+        output.status.success(),
+        "plughost new {name} --kind {kind} --lang python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn run_in(project: &Path, command: &mut Command, what: &str) {
@@ -82,7 +54,7 @@ async fn python_templates_pass_their_smoke_tests_and_the_state_one_runs_in_both_
     for (kind, prefix) in KINDS {
         let name = format!("demo-{kind}");
         let project = root.path().join(&name);
-        render(kind, prefix, &name, &project);
+        render(kind, &name, &project);
         let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
         let needed = [
             format!("python3 {}.py", name.replace('-', "_")),
