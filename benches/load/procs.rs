@@ -223,6 +223,7 @@ pub async fn run_all(options: &Options) -> Vec<RunResult> {
     std::fs::write(yaml.join("components.yaml"), documents.join("---\n")).unwrap();
 
     let (baseline, base_http, base_grpc) = start_baseline();
+    let data = dir.path().join("data");
     let args: Vec<&std::ffi::OsStr> = vec![
         "--components".as_ref(),
         yaml.as_os_str(),
@@ -231,7 +232,7 @@ pub async fn run_all(options: &Options) -> Vec<RunResult> {
         "--sockets-dir".as_ref(),
         sockets.as_os_str(),
         "--data-dir".as_ref(),
-        dir.path().join("data").into_os_string().leak(),
+        data.as_os_str(),
     ];
     let (plughost, http, grpc, _) = start_plughost(&args);
 
