@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plughost::config::ComponentSpec;
-use plughost::grpc::pb::components as pb;
 use plughost::kinds::state::{GetRequest, SetRequest, StateStore};
+use plughost::proto::components as pb;
 use tonic::transport::{Channel, Endpoint};
 
 const BLOCK: usize = 100;

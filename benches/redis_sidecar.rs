@@ -22,8 +22,8 @@ use common::Samples;
 use plughost::Host;
 use plughost::api::{ApiConfig, serve};
 use plughost::config::ComponentSpec;
-use plughost::grpc::pb::dapr::proto::common::v1 as common_pb;
-use plughost::grpc::pb::runtime as rt;
+use plughost::proto::common as common_pb;
+use plughost::proto::runtime as rt;
 use rt::dapr_client::DaprClient;
 use tonic::transport::Channel;
 

@@ -14,40 +14,34 @@
 
 use std::sync::Arc;
 
+use crate::component::{Factories, Factory, FactoryContext, Instance, Mode};
 use crate::kinds::input_binding::CronBinding;
 use crate::kinds::output_binding::LocalStorageBinding;
 use crate::kinds::pubsub::{MemoryPubSub, RedisPubSub};
 use crate::kinds::secret_store::{EnvSecretStore, FileSecretStore};
 use crate::kinds::state::{MemoryStateStore, RedisStateStore, SqliteStateStore};
-use crate::registry::{Factories, Factory, Instance, Mode};
 
 /// Adds every built-in type to `factories`.
 pub fn register(factories: &mut Factories) {
-    let builtin = |make: fn(&crate::registry::FactoryContext) -> Instance| {
+    let builtin = |make: fn(&FactoryContext) -> Instance| {
         Factory::new(Mode::Builtin, "builtin", move |ctx| {
             let instance = make(&ctx);
             async move { Ok(instance) }
         })
     };
-    factories.insert("state.in-memory", builtin(|_| Instance::State(Arc::new(MemoryStateStore::new()))));
+    factories.insert("state.in-memory", builtin(|_| Instance::state(Arc::new(MemoryStateStore::new()))));
     factories.insert(
         "state.sqlite",
-        builtin(|ctx| Instance::State(Arc::new(SqliteStateStore::new(ctx.data_dir.join(format!("{}.db", ctx.name)))))),
+        builtin(|ctx| Instance::state(Arc::new(SqliteStateStore::new(ctx.data_dir.join(format!("{}.db", ctx.name)))))),
     );
-    factories.insert("state.redis", builtin(|ctx| Instance::State(Arc::new(RedisStateStore::new(&ctx.name)))));
-    factories.insert("pubsub.in-memory", builtin(|_| Instance::PubSub(Arc::new(MemoryPubSub::new()))));
-    factories.insert("pubsub.redis", builtin(|ctx| Instance::PubSub(Arc::new(RedisPubSub::new(&ctx.name)))));
+    factories.insert("state.redis", builtin(|ctx| Instance::state(Arc::new(RedisStateStore::new(&ctx.name)))));
+    factories.insert("pubsub.in-memory", builtin(|_| Instance::pubsub(Arc::new(MemoryPubSub::new()))));
+    factories.insert("pubsub.redis", builtin(|ctx| Instance::pubsub(Arc::new(RedisPubSub::new(&ctx.name)))));
     factories.insert(
         "bindings.localstorage",
-        builtin(|ctx| Instance::Bindings {
-            input: None,
-            output: Some(Arc::new(LocalStorageBinding::new(ctx.data_dir.join(&ctx.name)))),
-        }),
+        builtin(|ctx| Instance::output_binding(Arc::new(LocalStorageBinding::new(ctx.data_dir.join(&ctx.name))))),
     );
-    factories.insert(
-        "bindings.cron",
-        builtin(|_| Instance::Bindings { input: Some(Arc::new(CronBinding::new())), output: None }),
-    );
-    factories.insert("secretstores.local.env", builtin(|_| Instance::SecretStore(Arc::new(EnvSecretStore::new()))));
-    factories.insert("secretstores.local.file", builtin(|_| Instance::SecretStore(Arc::new(FileSecretStore::new()))));
+    factories.insert("bindings.cron", builtin(|_| Instance::input_binding(Arc::new(CronBinding::new()))));
+    factories.insert("secretstores.local.env", builtin(|_| Instance::secret_store(Arc::new(EnvSecretStore::new()))));
+    factories.insert("secretstores.local.file", builtin(|_| Instance::secret_store(Arc::new(FileSecretStore::new()))));
 }

@@ -45,14 +45,16 @@ pub enum Error {
     },
     /// The factory could not make the instance, or a `secretKeyRef` could not
     /// be resolved.
-    #[error("component `{name}` ({origin}): {reason}")]
+    #[error("component `{name}` ({origin}): {reason:#}")]
     Create {
         /// Component name.
         name: String,
         /// Where it is defined.
         origin: Origin,
-        /// What went wrong.
-        reason: String,
+        /// What went wrong: the factory's own error, kept whole (shown in
+        /// the message rather than as `source()`, so `{:#}` does not print
+        /// it twice).
+        reason: anyhow::Error,
     },
     /// `init` returned an error.
     #[error("component `{name}` ({origin}) failed to initialise: {error}")]
@@ -75,8 +77,8 @@ pub enum Error {
         after: Duration,
     },
     /// The WASM runtime could not start, or the WASM directory is unreadable.
-    #[error("WASM: {0}")]
-    Wasm(String),
+    #[error("WASM: {0:#}")]
+    Wasm(anyhow::Error),
     /// The data directory could not be created.
     #[error("data directory {path}: {error}")]
     DataDir {

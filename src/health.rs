@@ -1,21 +1,22 @@
 //! The host's periodic health probe, for every component in every mode.
 //!
 //! Every [`HealthOptions::interval`] each serving component is pinged
-//! through its kinds' traits (`ping`: a built-in's own check, the WASM
-//! lifecycle `ping`, gRPC `Ping`), each ping bounded by
+//! once through its [`Lifecycle`](crate::component::Lifecycle) (`ping`: a
+//! built-in's own check, the WASM lifecycle `ping`, gRPC `Ping` of every
+//! service it serves), bounded by
 //! [`HealthOptions::timeout`]. The result, its latency and the last error go
 //! into the component's [`Health`], which listings, the metadata API and
 //! `/v1.0/healthz/outbound` read. For in-process components the probe also
 //! decides the status (`unavailable: <reason>` while pings fail); a gRPC
-//! component's status stays with its connection (`grpc::link`), which knows
+//! component's status stays with its connection (`pluggable::link`), which knows
 //! more (connection lost, reconnecting, Init replayed).
 
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::join_all;
 
-use crate::kinds::{ComponentError, ComponentKind};
-use crate::registry::{ComponentInfo, Health, Mode, Probe, Registry, Status};
+use crate::component::{ComponentInfo, Health, Mode, Probe, Status};
+use crate::registry::Registry;
 
 /// How often and how patiently components are probed.
 #[derive(Debug, Clone)]
@@ -34,7 +35,8 @@ impl Default for HealthOptions {
 
 /// Probes every serving component of `registry` now, all at once.
 pub async fn probe_all(registry: &Registry, options: &HealthOptions) {
-    let serving = registry.components().iter().filter(|c| c.status == Status::Ready);
+    let components = registry.components();
+    let serving = components.iter().filter(|c| c.status == Status::Ready);
     join_all(serving.map(|info| probe(registry, info, options.timeout))).await;
 }
 
@@ -48,17 +50,16 @@ pub async fn run(registry: Registry, options: HealthOptions) {
 
 async fn probe(registry: &Registry, info: &ComponentInfo, timeout: Duration) {
     let started = Instant::now();
-    let mut error = None;
-    for kind in &info.kinds {
-        match tokio::time::timeout(timeout, ping(registry, &info.name, *kind)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => error = Some(format!("{kind} ping failed: {e}")),
-            Err(_) => error = Some(format!("{kind} ping: no answer within {timeout:?}")),
-        }
-        if error.is_some() {
-            break;
-        }
-    }
+    let kinds: Vec<&str> = info.kinds.iter().map(|k| k.as_str()).collect();
+    let kinds = kinds.join("/");
+    let error = match registry.lifecycle(&info.name) {
+        None => Some(format!("{kinds}: not serving")),
+        Some(lifecycle) => match tokio::time::timeout(timeout, lifecycle.ping()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("{kinds} ping failed: {e}")),
+            Err(_) => Some(format!("{kinds} ping: no answer within {timeout:?}")),
+        },
+    };
     let probe = Probe { ok: error.is_none(), latency: started.elapsed(), error: error.clone(), at: SystemTime::now() };
     record(&info.name, info.mode, &info.health, probe);
 }
@@ -80,14 +81,4 @@ fn record(name: &str, mode: Mode, health: &Health, probe: Probe) {
         }
     }
     health.record(probe);
-}
-
-async fn ping(registry: &Registry, name: &str, kind: ComponentKind) -> Result<(), ComponentError> {
-    match kind {
-        ComponentKind::State => registry.state(name).map_err(ComponentError::internal)?.ping().await,
-        ComponentKind::PubSub => registry.pubsub(name).map_err(ComponentError::internal)?.ping().await,
-        ComponentKind::InputBinding => registry.input_binding(name).map_err(ComponentError::internal)?.ping().await,
-        ComponentKind::OutputBinding => registry.output_binding(name).map_err(ComponentError::internal)?.ping().await,
-        ComponentKind::SecretStore => registry.secret_store(name).map_err(ComponentError::internal)?.ping().await,
-    }
 }

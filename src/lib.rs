@@ -8,19 +8,22 @@
 //!   `input_binding`, `output_binding`, `secret_store`), each with its trait
 //!   and its native implementations; [`kinds::ComponentError`] is the one error
 //!   all of them return.
-//! * [`registry`]: factories by component type, instances by name, one typed
-//!   map per kind.
+//! * [`component`]: the component model — the [`Lifecycle`](component::Lifecycle)
+//!   every component has, [`Instance`](component::Instance), factories,
+//!   health, and the table of modes (which adapter serves each kind in each
+//!   mode).
+//! * [`registry`]: the running components by name, one typed map per kind.
 //! * [`config`]: Dapr Component YAML.
 //! * [`resiliency`]: Dapr `kind: Resiliency` policies (timeouts, retries,
 //!   circuit breakers) around every component's outbound calls.
-//! * [`builtins`]: the native component types and their names.
 //! * [`wasm`]: loading `.wasm` components (one `Engine`, a precompiled cache,
 //!   kinds read from exports) and running them isolated.
-//! * [`grpc`]: gRPC mode: Dapr's pluggable component protocol over Unix
-//!   sockets (generated code in [`grpc::pb`]); socket discovery through
-//!   reflection, a watched socket folder, connections that reconnect and
-//!   replay `Init`, acked streams. The adapters (`GrpcStateStore`, ...) live
-//!   with their kinds.
+//! * [`pluggable`]: Dapr pluggable components over Unix sockets (the gRPC
+//!   mode): socket discovery through reflection, a watched socket folder,
+//!   connections that reconnect and replay `Init`, acked streams, and the
+//!   one [`GrpcLifecycle`](pluggable::GrpcLifecycle) of all five services.
+//! * [`proto`]: the generated code of Dapr's protocols, both roles (the
+//!   components plughost calls, the sidecar API apps call).
 //! * [`api`]: the Dapr-compatible sidecar API (gRPC and HTTP) over a
 //!   [`Registry`]: key prefixing, CloudEvents, errors, API token, limits.
 //! * [`metrics`]: Prometheus metrics (`--metrics-port`).
@@ -46,19 +49,29 @@
 
 pub mod api;
 pub mod appchannel;
-pub mod builtins;
+mod builtins;
+pub mod component;
 pub mod config;
 mod error;
-pub mod grpc;
 pub mod health;
 mod host;
 pub mod kinds;
+pub mod live;
 pub mod metrics;
+pub mod pluggable;
+pub mod proto;
 pub mod registry;
 pub mod resiliency;
 pub mod supervisor;
 pub mod wasm;
 
+// What an embedder needs, at the root: the host, the component model, the
+// configuration and the errors. Each kind's trait and request types are in
+// `kinds::<kind>`; the modules hold the rest.
+pub use component::{ComponentInfo, Factory, FactoryContext, Instance, Kinds, Lifecycle, Mode, Status};
+pub use config::ComponentSpec;
 pub use error::{Error, Result};
-pub use host::{Host, HostBuilder, default_data_dir};
-pub use registry::Registry;
+pub use health::HealthOptions;
+pub use host::{Host, HostBuilder, ReloadHandle, default_data_dir};
+pub use kinds::{ComponentError, ComponentKind, Metadata};
+pub use registry::{Registry, RegistryError};

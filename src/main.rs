@@ -79,7 +79,7 @@ struct Sources {
         long,
         value_name = "DIR",
         env = "DAPR_COMPONENTS_SOCKETS_FOLDER",
-        default_value = plughost::grpc::discovery::DEFAULT_SOCKETS_FOLDER
+        default_value = plughost::pluggable::discovery::DEFAULT_SOCKETS_FOLDER
     )]
     sockets_dir: PathBuf,
     /// Also trust sockets served by this uid (repeatable); plughost's own
@@ -283,10 +283,10 @@ impl Sources {
         if let Some(dir) = &self.wasm_dir {
             builder = builder.wasm_dir(dir);
         }
-        let grpc = plughost::grpc::GrpcOptions {
+        let grpc = plughost::pluggable::GrpcOptions {
             trusted_uids: self.trust_socket_uid.clone(),
             allow_shared_socket_dir: self.allow_shared_sockets_dir,
-            ..plughost::grpc::GrpcOptions::default()
+            ..plughost::pluggable::GrpcOptions::default()
         };
         builder.socket_dir(&self.sockets_dir).grpc_options(grpc)
     }
@@ -336,6 +336,16 @@ async fn run(cli: Cli) -> anyhow::Result<Option<u8>> {
                 }
             };
             let host = sources.builder().build().await?;
+            // SIGHUP: re-read the components and WASM folders (they are
+            // also watched); an invalid edit changes nothing.
+            let reload = host.reload_handle();
+            let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let _ = reload.reload().await;
+                }
+            });
             let app_id = config.app_id.clone();
             let listen_address = config.http_addr.ip();
             let served = plughost::api::serve(host.registry().clone(), config, shutdown).await;
@@ -350,7 +360,7 @@ async fn run(cli: Cli) -> anyhow::Result<Option<u8>> {
             let ready: Vec<String> = host
                 .components()
                 .iter()
-                .filter(|c| c.status == plughost::registry::Status::Ready)
+                .filter(|c| c.status == plughost::component::Status::Ready)
                 .map(|c| format!("{} ({}, {})", c.name, c.type_name, c.mode.as_str()))
                 .collect();
             tracing::info!(
@@ -397,7 +407,7 @@ async fn run(cli: Cli) -> anyhow::Result<Option<u8>> {
         }
         Command::Components { command: ComponentsCommand::List(sources) } => {
             let host = sources.builder().build().await?;
-            print!("{}", table(host.components()));
+            print!("{}", table(&host.components()));
             let skipped_sockets = host.sockets().map(|report| report.skipped).unwrap_or_default();
             for (path, reason) in host.skipped_wasm().iter().cloned().chain(skipped_sockets) {
                 println!("skipped {}: {reason}", path.display());
@@ -408,8 +418,8 @@ async fn run(cli: Cli) -> anyhow::Result<Option<u8>> {
     }
 }
 
-fn table(components: &[plughost::registry::ComponentInfo]) -> String {
-    let mut rows = vec![["NAME", "KIND", "TYPE", "MODE", "STATUS"].map(String::from)];
+fn table(components: &[plughost::component::ComponentInfo]) -> String {
+    let mut rows = vec![["NAME", "KIND", "TYPE", "MODE", "GEN", "SWAPPED", "STATUS"].map(String::from)];
     for c in components {
         let kinds = c.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",");
         rows.push([
@@ -417,10 +427,15 @@ fn table(components: &[plughost::registry::ComponentInfo]) -> String {
             kinds,
             c.type_name.clone(),
             c.mode.as_str().to_owned(),
-            c.current_status().to_string(),
+            c.generation.to_string(),
+            c.swapped_at.map_or_else(|| "-".to_owned(), swapped),
+            match &c.reload_error {
+                Some(error) => format!("{} (last reload failed: {error})", c.current_status()),
+                None => c.current_status().to_string(),
+            },
         ]);
     }
-    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
         let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
@@ -428,6 +443,12 @@ fn table(components: &[plughost::registry::ComponentInfo]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// When a component was last swapped, in UTC (RFC 3339, seconds).
+fn swapped(at: std::time::SystemTime) -> String {
+    let at = time::OffsetDateTime::from(at).replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 /// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now, not when first

@@ -1,18 +1,18 @@
-//! Component factories by type, and component instances by name.
+//! The running components by name: [`Registry`] is what the host built,
+//! one typed map per kind, so looking up a state store can only fail with
+//! "no such name", never with a wrong type. What a component *is* (its
+//! lifecycle, factories, health) is in [`crate::component`].
 //!
-//! [`Factories`] is the open set: `state.sqlite`, later `state.<wasm file
-//! stem>` and `state.<socket stem>`, each making an [`Instance`] for one
-//! configured component. [`Registry`] is what the host built: one typed map
-//! per kind, so looking up a state store can only fail with "no such name",
-//! never with a wrong type.
+//! The registry is live: each name holds a [`Slot`] whose implementation
+//! the host can replace while calls run, and lookups hand out the slot's
+//! [`Live`] handle, which calls whatever implementation the slot holds at
+//! the time of each call (see [`crate::live`]). Components can also be
+//! added and removed while the host runs.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
 
-use futures::future::BoxFuture;
-
+use crate::component::{ComponentInfo, Instance, Kinds, Lifecycle};
 use crate::config::Origin;
 use crate::kinds::ComponentKind;
 use crate::kinds::input_binding::InputBinding;
@@ -20,260 +20,7 @@ use crate::kinds::output_binding::OutputBinding;
 use crate::kinds::pubsub::PubSub;
 use crate::kinds::secret_store::SecretStore;
 use crate::kinds::state::StateStore;
-
-/// Where a component runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mode {
-    /// Native Rust shipped with plughost.
-    Builtin,
-    /// Handed to the host in code by an embedding application.
-    Embedded,
-    /// In-process WebAssembly component.
-    Wasm,
-    /// Out-of-process gRPC service on a Unix socket.
-    Grpc,
-}
-
-impl Mode {
-    /// Lower-case name for listings.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Mode::Builtin => "builtin",
-            Mode::Embedded => "embedded",
-            Mode::Wasm => "wasm",
-            Mode::Grpc => "grpc",
-        }
-    }
-}
-
-/// A component made by a factory, not yet initialised.
-#[derive(Clone)]
-pub enum Instance {
-    /// A state store.
-    State(Arc<dyn StateStore>),
-    /// A pub/sub broker.
-    PubSub(Arc<dyn PubSub>),
-    /// A binding: input, output, or both (one Dapr `bindings.*` type may be
-    /// both, e.g. a socket serving both services).
-    Bindings {
-        /// The input side, if any.
-        input: Option<Arc<dyn InputBinding>>,
-        /// The output side, if any.
-        output: Option<Arc<dyn OutputBinding>>,
-    },
-    /// A secret store.
-    SecretStore(Arc<dyn SecretStore>),
-}
-
-impl Instance {
-    /// The kinds this instance provides.
-    pub fn kinds(&self) -> Vec<ComponentKind> {
-        match self {
-            Instance::State(_) => vec![ComponentKind::State],
-            Instance::PubSub(_) => vec![ComponentKind::PubSub],
-            Instance::Bindings { input, output } => {
-                let mut kinds = Vec::new();
-                if input.is_some() {
-                    kinds.push(ComponentKind::InputBinding);
-                }
-                if output.is_some() {
-                    kinds.push(ComponentKind::OutputBinding);
-                }
-                kinds
-            }
-            Instance::SecretStore(_) => vec![ComponentKind::SecretStore],
-        }
-    }
-}
-
-/// What a factory knows about the component it makes.
-#[derive(Debug, Clone)]
-pub struct FactoryContext {
-    /// The component's configured name.
-    pub name: String,
-    /// The host's data directory, for components that persist.
-    pub data_dir: PathBuf,
-    /// Where the instance reports its health after start-up (gRPC
-    /// components do; in-process ones have nothing to report).
-    pub health: Health,
-}
-
-/// Makes one instance per configured component. Async, because making one
-/// may mean instantiating a WASM component or dialing a socket.
-pub type MakeFn = dyn Fn(FactoryContext) -> BoxFuture<'static, anyhow::Result<Instance>> + Send + Sync;
-
-/// A component type the host can make.
-#[derive(Clone)]
-pub struct Factory {
-    /// Where instances of this type run.
-    pub mode: Mode,
-    /// Where the type came from (`builtin`, a `.wasm` path, a socket path).
-    pub source: String,
-    /// The constructor.
-    pub make: Arc<MakeFn>,
-}
-
-impl Factory {
-    /// A factory running `make`.
-    pub fn new<F, Fut>(mode: Mode, source: impl Into<String>, make: F) -> Self
-    where
-        F: Fn(FactoryContext) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = anyhow::Result<Instance>> + Send + 'static,
-    {
-        Self { mode, source: source.into(), make: Arc::new(move |ctx| Box::pin(make(ctx))) }
-    }
-}
-
-/// Factories by component type (lower-case, e.g. `state.sqlite`).
-#[derive(Clone, Default)]
-pub struct Factories {
-    by_type: BTreeMap<String, Factory>,
-}
-
-impl Factories {
-    /// Registers `factory` as `type_name`, replacing any earlier one (so an
-    /// embedder can override a built-in).
-    pub fn insert(&mut self, type_name: &str, factory: Factory) {
-        self.by_type.insert(type_name.to_lowercase(), factory);
-    }
-
-    /// The factory for `type_name`.
-    pub fn get(&self, type_name: &str) -> Option<&Factory> {
-        self.by_type.get(&type_name.to_lowercase())
-    }
-
-    /// Every registered type name, sorted.
-    pub fn type_names(&self) -> impl Iterator<Item = &str> {
-        self.by_type.keys().map(String::as_str)
-    }
-}
-
-/// Whether a configured component is serving.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
-    /// Initialised and registered.
-    Ready,
-    /// Init failed or timed out and `ignoreErrors` was set: not registered.
-    Failed(String),
-    /// Registered, but not answering right now (a gRPC component whose
-    /// process is down, or whose ping fails); see [`ComponentInfo::current_status`].
-    Unavailable(String),
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Status::Ready => f.write_str("ready"),
-            Status::Failed(reason) => write!(f, "failed: {reason}"),
-            Status::Unavailable(reason) => write!(f, "unavailable: {reason}"),
-        }
-    }
-}
-
-/// A component's health after start-up, shared between the component (which
-/// updates it: a gRPC component's periodic ping and its connection state),
-/// the host's periodic probe (`crate::health`, every mode) and listings
-/// (which read it). Cheap to clone; healthy until told otherwise.
-#[derive(Debug, Clone, Default)]
-pub struct Health(Arc<RwLock<HealthState>>);
-
-#[derive(Debug, Default)]
-struct HealthState {
-    problem: Option<String>,
-    probe: Option<Probe>,
-    last_error: Option<(String, SystemTime)>,
-}
-
-/// The result of one liveness probe (`ping` on every kind the component
-/// provides).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    /// Whether every ping answered in time.
-    pub ok: bool,
-    /// How long the pings took.
-    pub latency: Duration,
-    /// Why it failed, if it did.
-    pub error: Option<String>,
-    /// When it ended.
-    pub at: SystemTime,
-}
-
-impl Health {
-    /// Marks the component healthy.
-    pub fn set_ready(&self) {
-        self.0.write().expect("health lock").problem = None;
-    }
-
-    /// Marks the component unavailable, saying why.
-    pub fn set_unavailable(&self, reason: impl Into<String>) {
-        let reason = reason.into();
-        let mut state = self.0.write().expect("health lock");
-        state.last_error = Some((reason.clone(), SystemTime::now()));
-        state.problem = Some(reason);
-    }
-
-    /// Why the component is unavailable, if it is.
-    pub fn problem(&self) -> Option<String> {
-        self.0.read().expect("health lock").problem.clone()
-    }
-
-    /// Records a probe (it does not change [`Self::problem`]).
-    pub fn record(&self, probe: Probe) {
-        let mut state = self.0.write().expect("health lock");
-        if let Some(error) = &probe.error {
-            state.last_error = Some((error.clone(), probe.at));
-        }
-        state.probe = Some(probe);
-    }
-
-    /// The last probe, if one ran.
-    pub fn last_probe(&self) -> Option<Probe> {
-        self.0.read().expect("health lock").probe.clone()
-    }
-
-    /// The last problem seen (by a probe or the connection) and when, even
-    /// if the component has recovered since.
-    pub fn last_error(&self) -> Option<(String, SystemTime)> {
-        self.0.read().expect("health lock").last_error.clone()
-    }
-}
-
-/// One configured component, for listings and the metadata API.
-#[derive(Debug, Clone)]
-pub struct ComponentInfo {
-    /// Configured name.
-    pub name: String,
-    /// Kinds it provides (two for a binding that is both input and output).
-    pub kinds: Vec<ComponentKind>,
-    /// Component type, e.g. `state.sqlite`.
-    pub type_name: String,
-    /// Configured version.
-    pub version: String,
-    /// Where it runs.
-    pub mode: Mode,
-    /// Serving or not, as start-up left it.
-    pub status: Status,
-    /// Health since start-up; [`Self::current_status`] combines both.
-    pub health: Health,
-    /// Feature strings (state, pub/sub, secrets) or operations (output bindings).
-    pub features: Vec<String>,
-    /// Where it was defined.
-    pub origin: Origin,
-    /// State stores: the `keyPrefix` metadata, Dapr's key prefixing strategy,
-    /// which the sidecar API applies before calling the store.
-    pub key_prefix: Option<String>,
-}
-
-impl ComponentInfo {
-    /// The status now: `failed` if start-up failed, else `unavailable` while
-    /// the component's health says so, else `ready`.
-    pub fn current_status(&self) -> Status {
-        match (&self.status, self.health.problem()) {
-            (Status::Ready, Some(problem)) => Status::Unavailable(problem),
-            (status, _) => status.clone(),
-        }
-    }
-}
+use crate::live::{Live, Slot};
 
 /// A lookup that found nothing, or a registration that clashed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -306,10 +53,13 @@ pub enum RegistryError {
     },
 }
 
-/// Every serving component, by kind and name. Cheap to clone (shared maps).
+/// Every configured component, by kind and name. Cheap to clone; clones
+/// share the same (live) maps.
 #[derive(Clone, Default)]
 pub struct Registry {
-    inner: Arc<Maps>,
+    inner: Arc<RwLock<Maps>>,
+    /// Bumped on every change of the set of components or their settings.
+    revision: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Default)]
@@ -319,7 +69,55 @@ struct Maps {
     input_bindings: HashMap<String, Arc<dyn InputBinding>>,
     output_bindings: HashMap<String, Arc<dyn OutputBinding>>,
     secret_stores: HashMap<String, Arc<dyn SecretStore>>,
+    slots: HashMap<String, (Arc<Slot>, Arc<Live>)>,
+    /// State stores' `keyPrefix` metadata (Dapr's key prefixing strategy,
+    /// which the sidecar API applies before calling the store).
+    key_prefixes: HashMap<String, String>,
     components: Vec<ComponentInfo>,
+}
+
+impl Maps {
+    /// Puts `live` in the typed map of every kind in `kinds`.
+    fn map(&mut self, name: &str, live: &Arc<Live>, kinds: &Kinds) {
+        // Destructured whole, so a new kind cannot be forgotten here.
+        let Kinds { state, pubsub, input_binding, output_binding, secret_store } = kinds;
+        let name = name.to_owned();
+        if state.is_some() {
+            self.state.insert(name.clone(), live.clone());
+        }
+        if pubsub.is_some() {
+            self.pubsub.insert(name.clone(), live.clone());
+        }
+        if input_binding.is_some() {
+            self.input_bindings.insert(name.clone(), live.clone());
+        }
+        if output_binding.is_some() {
+            self.output_bindings.insert(name.clone(), live.clone());
+        }
+        if secret_store.is_some() {
+            self.secret_stores.insert(name, live.clone());
+        }
+    }
+
+    fn unmap(&mut self, name: &str) {
+        self.state.remove(name);
+        self.pubsub.remove(name);
+        self.input_bindings.remove(name);
+        self.output_bindings.remove(name);
+        self.secret_stores.remove(name);
+    }
+
+    fn add(&mut self, info: ComponentInfo, instance: Instance) -> Arc<Slot> {
+        let name = info.name.clone();
+        let kinds = instance.kinds.clone();
+        let slot = Slot::new(&name, instance);
+        let live = Live::new(slot.clone());
+        self.map(&name, &live, &kinds);
+        self.slots.insert(name.clone(), (slot.clone(), live));
+        self.components.retain(|c| c.name != name);
+        self.components.push(info);
+        slot
+    }
 }
 
 fn lookup<T: ?Sized>(map: &HashMap<String, Arc<T>>, kind: ComponentKind, name: &str) -> Result<Arc<T>, RegistryError> {
@@ -340,38 +138,155 @@ impl Registry {
         RegistryBuilder::default()
     }
 
+    fn maps(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+        self.inner.read().expect("registry lock")
+    }
+
     /// The state store named `name`.
     pub fn state(&self, name: &str) -> Result<Arc<dyn StateStore>, RegistryError> {
-        lookup(&self.inner.state, ComponentKind::State, name)
+        lookup(&self.maps().state, ComponentKind::State, name)
     }
 
     /// The pub/sub component named `name`.
     pub fn pubsub(&self, name: &str) -> Result<Arc<dyn PubSub>, RegistryError> {
-        lookup(&self.inner.pubsub, ComponentKind::PubSub, name)
+        lookup(&self.maps().pubsub, ComponentKind::PubSub, name)
     }
 
     /// The input binding named `name`.
     pub fn input_binding(&self, name: &str) -> Result<Arc<dyn InputBinding>, RegistryError> {
-        lookup(&self.inner.input_bindings, ComponentKind::InputBinding, name)
+        lookup(&self.maps().input_bindings, ComponentKind::InputBinding, name)
     }
 
     /// The output binding named `name`.
     pub fn output_binding(&self, name: &str) -> Result<Arc<dyn OutputBinding>, RegistryError> {
-        lookup(&self.inner.output_bindings, ComponentKind::OutputBinding, name)
+        lookup(&self.maps().output_bindings, ComponentKind::OutputBinding, name)
     }
 
     /// The secret store named `name`.
     pub fn secret_store(&self, name: &str) -> Result<Arc<dyn SecretStore>, RegistryError> {
-        lookup(&self.inner.secret_stores, ComponentKind::SecretStore, name)
+        lookup(&self.maps().secret_stores, ComponentKind::SecretStore, name)
     }
 
-    /// Every configured component, serving or not, in load order.
-    pub fn components(&self) -> &[ComponentInfo] {
-        &self.inner.components
+    /// The lifecycle of the serving component named `name` (any kind): its
+    /// live handle, so it reaches the current implementation.
+    pub fn lifecycle(&self, name: &str) -> Option<Arc<dyn Lifecycle>> {
+        self.maps().slots.get(name).map(|(_, live)| live.clone() as Arc<dyn Lifecycle>)
+    }
+
+    /// The slot of the serving component named `name`.
+    pub(crate) fn slot(&self, name: &str) -> Option<Arc<Slot>> {
+        self.maps().slots.get(name).map(|(slot, _)| slot.clone())
+    }
+
+    /// A number that changes whenever a component is added, replaced or
+    /// removed (for caches of per-component settings).
+    pub fn revision(&self) -> u64 {
+        self.revision.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.revision.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The `keyPrefix` metadata of the state store named `name`, if set.
+    pub fn state_key_prefix(&self, name: &str) -> Option<String> {
+        self.maps().key_prefixes.get(name).cloned()
+    }
+
+    /// Every configured component, serving or not, in load order, with its
+    /// slot's generation and when it was last swapped.
+    pub fn components(&self) -> Vec<ComponentInfo> {
+        let maps = self.maps();
+        maps.components
+            .iter()
+            .map(|info| {
+                let mut info = info.clone();
+                if let Some((slot, _)) = maps.slots.get(&info.name) {
+                    info.generation = slot.generation();
+                    info.swapped_at = slot.swapped_at();
+                }
+                info
+            })
+            .collect()
+    }
+
+    /// Adds a serving component (or replaces a failed one's entry) while the
+    /// host runs.
+    pub(crate) fn insert(&self, info: ComponentInfo, instance: Instance, key_prefix: Option<String>) -> Arc<Slot> {
+        let mut maps = self.inner.write().expect("registry lock");
+        maps.key_prefixes.remove(&info.name);
+        if let Some(prefix) = key_prefix {
+            maps.key_prefixes.insert(info.name.clone(), prefix);
+        }
+        let slot = maps.add(info, instance);
+        self.bump();
+        slot
+    }
+
+    /// Ends a handover of `name`'s slot (see [`Slot`]): with `Some`, the new
+    /// instance serves from now on, the listing and the typed maps follow
+    /// (the kinds it serves may change), and the old instance is returned
+    /// to close; with `None` the old one goes on.
+    pub(crate) fn finish_handover(
+        &self,
+        slot: &Slot,
+        new: Option<(ComponentInfo, Instance, Option<String>)>,
+    ) -> Option<Arc<Instance>> {
+        let Some((info, instance, key_prefix)) = new else {
+            slot.finish_handover(None);
+            return None;
+        };
+        let mut maps = self.inner.write().expect("registry lock");
+        let kinds = instance.kinds.clone();
+        let old = slot.finish_handover(Some(instance));
+        if let Some((_, live)) = maps.slots.get(&info.name).cloned() {
+            maps.unmap(&info.name);
+            maps.map(&info.name, &live, &kinds);
+        }
+        maps.key_prefixes.remove(&info.name);
+        if let Some(prefix) = key_prefix {
+            maps.key_prefixes.insert(info.name.clone(), prefix);
+        }
+        if let Some(entry) = maps.components.iter_mut().find(|c| c.name == info.name) {
+            *entry = info;
+        }
+        drop(maps);
+        self.bump();
+        old
+    }
+
+    /// Removes `name`: lookups no longer find it, and handles taken before
+    /// get "not found" once the calls running on it have finished. Returns
+    /// its slot, for the caller to hand over to [`crate::live::removed`].
+    pub(crate) fn remove(&self, name: &str) -> Option<Arc<Slot>> {
+        let mut maps = self.inner.write().expect("registry lock");
+        maps.unmap(name);
+        maps.key_prefixes.remove(name);
+        maps.components.retain(|c| c.name != name);
+        let slot = maps.slots.remove(name).map(|(slot, _)| slot);
+        drop(maps);
+        self.bump();
+        slot
+    }
+
+    /// Records, on `name`'s listing, why its last reload failed (it keeps
+    /// serving as before).
+    pub(crate) fn set_reload_error(&self, name: &str, error: Option<String>) {
+        let mut maps = self.inner.write().expect("registry lock");
+        if let Some(entry) = maps.components.iter_mut().find(|c| c.name == name) {
+            entry.reload_error = error;
+        }
+    }
+
+    /// Records a configured component that is not serving.
+    pub(crate) fn add_failed(&self, info: ComponentInfo) {
+        let mut maps = self.inner.write().expect("registry lock");
+        maps.components.retain(|c| c.name != info.name);
+        maps.components.push(info);
     }
 }
 
-/// Collects components, refusing duplicate names, then freezes them into a
+/// Collects components, refusing duplicate names, then hands them to a
 /// [`Registry`].
 #[derive(Default)]
 pub struct RegistryBuilder {
@@ -395,27 +310,12 @@ impl RegistryBuilder {
 
     /// Adds a serving instance (its name must have been claimed) and its info.
     pub fn add(&mut self, info: ComponentInfo, instance: Instance) {
-        let name = info.name.clone();
-        match instance {
-            Instance::State(store) => {
-                self.maps.state.insert(name, store);
-            }
-            Instance::PubSub(pubsub) => {
-                self.maps.pubsub.insert(name, pubsub);
-            }
-            Instance::Bindings { input, output } => {
-                if let Some(input) = input {
-                    self.maps.input_bindings.insert(name.clone(), input);
-                }
-                if let Some(output) = output {
-                    self.maps.output_bindings.insert(name, output);
-                }
-            }
-            Instance::SecretStore(store) => {
-                self.maps.secret_stores.insert(name, store);
-            }
-        }
-        self.maps.components.push(info);
+        self.maps.add(info, instance);
+    }
+
+    /// Records the `keyPrefix` metadata of the state store `name`.
+    pub fn set_state_key_prefix(&mut self, name: &str, key_prefix: String) {
+        self.maps.key_prefixes.insert(name.to_owned(), key_prefix);
     }
 
     /// Records a component that is configured but not serving.
@@ -431,13 +331,14 @@ impl RegistryBuilder {
 
     /// The finished registry.
     pub fn build(self) -> Registry {
-        Registry { inner: Arc::new(self.maps) }
+        Registry { inner: Arc::new(RwLock::new(self.maps)), revision: Arc::default() }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::component::{Health, Mode, Status};
     use crate::kinds::state::MemoryStateStore;
 
     #[test]
@@ -455,9 +356,11 @@ mod tests {
             health: Health::default(),
             features: Vec::new(),
             origin,
-            key_prefix: None,
+            generation: 1,
+            swapped_at: None,
+            reload_error: None,
         };
-        builder.add(info, Instance::State(Arc::new(MemoryStateStore::new())));
+        builder.add(info, Instance::state(Arc::new(MemoryStateStore::new())));
         let duplicate = builder.claim("a", &Origin::Default).unwrap_err();
         assert_eq!(
             duplicate.to_string(),

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use plughost::grpc::pb::runtime as rt;
+use plughost::proto::runtime as rt;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 /// The argument that turns the bench binary into the baseline server.

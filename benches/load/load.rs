@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use plughost::grpc::pb::runtime as rt;
+use plughost::proto::runtime as rt;
 use rt::dapr_client::DaprClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -155,7 +155,7 @@ impl Client {
                     anyhow::ensure!(data.len() == VALUE.len(), "got {} bytes, not the value", data.len());
                 }
                 Op::Save => {
-                    let item = plughost::grpc::pb::dapr::proto::common::v1::StateItem {
+                    let item = plughost::proto::common::StateItem {
                         key: format!("bench-{conn}"),
                         value: VALUE.as_bytes().to_vec(),
                         ..Default::default()

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plughost::grpc::pb::runtime as rt;
+use plughost::proto::runtime as rt;
 use rt::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Incoming;
 use rt::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Outgoing;
 

@@ -18,14 +18,14 @@ use super::Sidecar;
 use super::auth::{TOKEN_HEADER, Token};
 use super::errors::ApiError;
 use super::sidecar::SubscriptionType;
-use crate::grpc::pb::dapr::proto::common::v1 as common;
-use crate::grpc::pb::{self, runtime as rt};
 use crate::kinds::Metadata;
 use crate::kinds::output_binding::InvokeRequest;
 use crate::kinds::pubsub::BulkMessage;
 use crate::kinds::state::{
     Concurrency, Consistency, DeleteRequest, GetRequest, SetRequest, StateOptions, TransactionOperation,
 };
+use crate::proto::common;
+use crate::proto::{self, runtime as rt};
 
 type Result<T> = std::result::Result<Response<T>, Status>;
 
@@ -51,7 +51,7 @@ pub fn routes(sidecar: Arc<Sidecar>) -> tonic::service::Routes {
         .max_encoding_message_size(max);
     let reflection = || {
         tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .with_service_name("dapr.proto.runtime.v1.Dapr")
     };
     let v1 = reflection().build_v1().expect("the descriptor set is valid");

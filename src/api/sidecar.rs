@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
 
@@ -14,6 +14,7 @@ use super::cloudevents::{self, Outgoing};
 use super::errors::{ApiError, Op};
 use super::state_keys::{self, KeyScheme};
 use crate::Registry;
+use crate::component::Status;
 use crate::kinds::output_binding::{InvokeRequest, InvokeResponse};
 use crate::kinds::pubsub::{BulkMessage, CONSUMER_ID, FailedEntry, Message, PublishRequest};
 use crate::kinds::secret_store::Secret;
@@ -21,7 +22,6 @@ use crate::kinds::state::{
     BulkStateItem, DeleteRequest, GetRequest, SetRequest, StateItem, TransactionOperation, features,
 };
 use crate::kinds::{ComponentKind, Deliveries, Metadata};
-use crate::registry::Status;
 
 /// The state both servers share: the registry, the configuration, and what
 /// the sidecar itself keeps (extended metadata, live subscriptions, the stop
@@ -30,7 +30,8 @@ pub struct Sidecar {
     registry: Registry,
     config: ApiConfig,
     /// Key scheme of every state store, by store name, fixed at start.
-    schemes: HashMap<String, KeyScheme>,
+    /// Key schemes by store, valid for one registry revision.
+    schemes: RwLock<(u64, HashMap<String, KeyScheme>)>,
     /// `SetMetadata` / `PUT /v1.0/metadata/{key}` attributes.
     extended: Mutex<BTreeMap<String, String>>,
     /// Streaming subscriptions currently open, for the metadata API.
@@ -98,7 +99,7 @@ pub struct ComponentView {
     /// `ready`, or `unavailable: <reason>` (plughost's).
     pub status: String,
     /// The last health probe, if one ran (see [`crate::health`]).
-    pub probe: Option<crate::registry::Probe>,
+    pub probe: Option<crate::component::Probe>,
     /// The last problem seen and when, even if it has recovered since.
     pub last_error: Option<(String, std::time::SystemTime)>,
 }
@@ -118,19 +119,10 @@ impl Drop for SubscriptionGuard {
 impl Sidecar {
     /// The sidecar over `registry`.
     pub fn new(registry: Registry, config: ApiConfig) -> Arc<Self> {
-        let schemes = registry
-            .components()
-            .iter()
-            .filter(|c| c.kinds.contains(&ComponentKind::State))
-            .map(|c| {
-                let scheme = KeyScheme::new(c.key_prefix.as_deref(), &config.app_id, &c.name, &config.namespace);
-                (c.name.clone(), scheme)
-            })
-            .collect();
         Arc::new(Self {
             registry,
             config,
-            schemes,
+            schemes: RwLock::new((u64::MAX, HashMap::new())),
             extended: Mutex::default(),
             subscriptions: Mutex::default(),
             next_subscription: AtomicU64::new(0),
@@ -159,8 +151,27 @@ impl Sidecar {
         let _ = stop.wait_for(|stop| *stop).await;
     }
 
+    /// Store `store`'s key scheme, from its `keyPrefix`; recomputed when the
+    /// registry changed (a component added, replaced or removed).
     fn scheme(&self, store: &str) -> KeyScheme {
-        self.schemes.get(store).cloned().unwrap_or_else(|| KeyScheme::new(None, &self.config.app_id, store, ""))
+        let revision = self.registry.revision();
+        {
+            let cached = self.schemes.read().expect("schemes lock");
+            if cached.0 == revision
+                && let Some(scheme) = cached.1.get(store)
+            {
+                return scheme.clone();
+            }
+        }
+        let (app_id, namespace) = (&self.config.app_id, &self.config.namespace);
+        let key_prefix = self.registry.state_key_prefix(store);
+        let scheme = KeyScheme::new(key_prefix.as_deref(), app_id, store, namespace);
+        let mut cached = self.schemes.write().expect("schemes lock");
+        if cached.0 != revision {
+            *cached = (revision, HashMap::new());
+        }
+        cached.1.insert(store.to_owned(), scheme.clone());
+        scheme
     }
 
     fn state(&self, op: Op, store: &str) -> Result<Arc<dyn crate::kinds::state::StateStore>, ApiError> {
@@ -383,7 +394,8 @@ impl Sidecar {
 
     /// Every serving component.
     pub fn components(&self) -> Vec<ComponentView> {
-        let serving = self.registry.components().iter().filter(|c| c.status == Status::Ready);
+        let components = self.registry.components();
+        let serving = components.iter().filter(|c| c.status == Status::Ready);
         serving
             .map(|c| {
                 let mut capabilities = c.features.clone();
@@ -431,7 +443,8 @@ impl Sidecar {
 
     /// The serving components that are not healthy now, with why.
     pub fn unhealthy(&self) -> Vec<(String, String)> {
-        let serving = self.registry.components().iter().filter(|c| c.status == Status::Ready);
+        let components = self.registry.components();
+        let serving = components.iter().filter(|c| c.status == Status::Ready);
         serving
             .filter_map(|c| match c.current_status() {
                 Status::Ready => None,

@@ -19,9 +19,9 @@ use tonic::{Status, Streaming};
 
 use super::cloudevents;
 use super::sidecar::{Sidecar, Subscription, SubscriptionGuard, SubscriptionType};
-use crate::grpc::pb::runtime as rt;
 use crate::kinds::pubsub::Message;
 use crate::kinds::{Deliveries, Delivery, Metadata};
+use crate::proto::runtime as rt;
 use rt::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Incoming;
 use rt::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Outgoing;
 use rt::topic_event_response::TopicEventResponseStatus;

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::App;
+use crate::component::Status;
 use crate::kinds::ComponentKind;
-use crate::registry::Status;
 
 /// Pause before reading again after the binding refused or ended a read.
 const REREAD_PAUSE: Duration = Duration::from_secs(1);

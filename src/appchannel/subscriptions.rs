@@ -20,9 +20,9 @@ use tokio::sync::Semaphore;
 use super::{App, Verdict};
 use crate::api::cloudevents;
 use crate::api::sidecar::{Subscription, SubscriptionType};
-use crate::grpc::pb::runtime as rt;
 use crate::kinds::pubsub::Message;
 use crate::kinds::{Delivery, Metadata};
+use crate::proto::runtime as rt;
 
 /// Messages one subscription may have at the app at once.
 const IN_FLIGHT: usize = 32;

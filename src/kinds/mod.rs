@@ -1,11 +1,12 @@
 //! The five component kinds. Each folder holds the kind's trait (`mod.rs`) and
 //! its implementations, one file per mode or built-in.
 //!
-//! Every trait has the same lifecycle, mirroring Dapr's pluggable component
-//! protocol: the host calls `init(metadata)` exactly once, before anything
-//! else, bounded by the component's `initTimeout`; then `features()` (state,
-//! pub/sub, secrets) or `operations()` (output bindings); `ping()` may be
-//! called at any time after init as a liveness probe.
+//! Every kind trait extends [`Lifecycle`](crate::component::Lifecycle)
+//! (`init`, `features`, `ping`, `close`) with the kind's operations only.
+//! Everything else that differs per kind — its Dapr type prefix, gRPC
+//! service and method names, WIT interface, start order — is a method of
+//! [`ComponentKind`], so adding a kind is a compiler-guided walk through
+//! those matches.
 
 mod delivery;
 mod error;
@@ -58,6 +59,59 @@ impl ComponentKind {
         }
     }
 
+    /// The kinds a component type such as `state.sqlite` or
+    /// `bindings.cron` may serve, read from its prefix (both binding kinds
+    /// for `bindings.*`); empty when the prefix is no kind's. The one place
+    /// a type name is matched against the prefixes.
+    pub fn of_type(type_name: &str) -> Vec<Self> {
+        let Some((prefix, rest)) = type_name.split_once('.') else { return Vec::new() };
+        if rest.is_empty() {
+            return Vec::new();
+        }
+        Self::ALL.into_iter().filter(|kind| kind.type_prefix().eq_ignore_ascii_case(prefix)).collect()
+    }
+
+    /// When components of this kind start: lower first. Secret stores come
+    /// first because other components' `secretKeyRef`s read them.
+    pub const fn start_rank(self) -> u8 {
+        match self {
+            Self::SecretStore => 0,
+            Self::State | Self::PubSub | Self::InputBinding | Self::OutputBinding => 1,
+        }
+    }
+
+    /// The WIT interface a WASM component exports for this kind
+    /// (`plughost:components/<name>`, `wit/`).
+    pub const fn wit_interface(self) -> &'static str {
+        match self {
+            Self::State => "state",
+            Self::PubSub => "pubsub",
+            Self::InputBinding => "input-binding",
+            Self::OutputBinding => "output-binding",
+            Self::SecretStore => "secret-store",
+        }
+    }
+
+    /// The gRPC method of this kind's service that lists its features:
+    /// `Features`, or `ListOperations` for output bindings; input bindings
+    /// have none.
+    pub const fn grpc_features_method(self) -> Option<&'static str> {
+        match self {
+            Self::State | Self::PubSub | Self::SecretStore => Some("Features"),
+            Self::OutputBinding => Some("ListOperations"),
+            Self::InputBinding => None,
+        }
+    }
+
+    /// The gRPC method called (empty request, best effort) when a component
+    /// of this kind is closed: pub/sub's `Pause`, as daprd does.
+    pub const fn grpc_close_method(self) -> Option<&'static str> {
+        match self {
+            Self::PubSub => Some("Pause"),
+            Self::State | Self::InputBinding | Self::OutputBinding | Self::SecretStore => None,
+        }
+    }
+
     /// Short name for logs and listings.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -102,5 +156,18 @@ mod tests {
             assert_eq!(ComponentKind::from_grpc_service(kind.grpc_service()), Some(kind));
         }
         assert_eq!(ComponentKind::from_grpc_service("grpc.reflection.v1.ServerReflection"), None);
+    }
+
+    #[test]
+    fn type_names_give_their_kinds() {
+        assert_eq!(ComponentKind::of_type("state.sqlite"), [ComponentKind::State]);
+        assert_eq!(ComponentKind::of_type("SecretStores.local.env"), [ComponentKind::SecretStore]);
+        assert_eq!(
+            ComponentKind::of_type("bindings.cron"),
+            [ComponentKind::InputBinding, ComponentKind::OutputBinding]
+        );
+        assert!(ComponentKind::of_type("state.").is_empty());
+        assert!(ComponentKind::of_type("statestore").is_empty());
+        assert!(ComponentKind::of_type("lock.redis").is_empty());
     }
 }

@@ -52,9 +52,9 @@ pub use breaker::{Breaker, BreakerPolicy, Comparison, Counter, Trip};
 pub(crate) use parse::parse_document;
 pub use policy::{Backoff, Policy, RetryPolicy};
 
+use crate::component::Instance;
 use crate::config::{ConfigError, ConfigErrors, Document, Origin};
 use crate::kinds::ComponentKind;
-use crate::registry::Instance;
 
 /// Every policy and component target read from the configuration. Several
 /// documents merge: a later policy or target of the same name replaces the

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Policy;
+use crate::component::{Instance, Kinds, Lifecycle, SharedLifecycle};
 use crate::kinds::output_binding::{InvokeRequest, InvokeResponse, OutputBinding};
 use crate::kinds::pubsub::{BulkMessage, FailedEntry, Message, PubSub, PublishRequest};
 use crate::kinds::secret_store::{Secret, SecretStore};
@@ -13,7 +14,6 @@ use crate::kinds::state::{
     BulkStateItem, DeleteRequest, GetRequest, SetRequest, StateItem, StateStore, TransactionOperation,
 };
 use crate::kinds::{Deliveries, Metadata, Result};
-use crate::registry::Instance;
 
 /// `inner` with `policy` applied to its outbound calls.
 struct Resilient<T: ?Sized> {
@@ -26,43 +26,37 @@ fn resilient<T: ?Sized>(inner: Arc<T>, policy: &Arc<Policy>) -> Resilient<T> {
 }
 
 /// Wraps every outbound side of `instance` (input bindings only stream, so
-/// they stay as they are).
+/// they stay as they are); the lifecycle is not wrapped.
 pub(super) fn wrap(policy: Arc<Policy>, instance: Instance) -> Instance {
-    match instance {
-        Instance::State(store) => Instance::State(Arc::new(resilient(store, &policy))),
-        Instance::PubSub(pubsub) => Instance::PubSub(Arc::new(resilient(pubsub, &policy))),
-        Instance::Bindings { input, output } => Instance::Bindings {
-            input,
-            output: output.map(|o| Arc::new(resilient(o, &policy)) as Arc<dyn OutputBinding>),
-        },
-        Instance::SecretStore(store) => Instance::SecretStore(Arc::new(resilient(store, &policy))),
-    }
+    let Kinds { state, pubsub, input_binding, output_binding, secret_store } = instance.kinds;
+    let kinds = Kinds {
+        state: state.map(|s| Arc::new(resilient(s, &policy)) as Arc<dyn StateStore>),
+        pubsub: pubsub.map(|p| Arc::new(resilient(p, &policy)) as Arc<dyn PubSub>),
+        input_binding,
+        output_binding: output_binding.map(|o| Arc::new(resilient(o, &policy)) as Arc<dyn OutputBinding>),
+        secret_store: secret_store.map(|s| Arc::new(resilient(s, &policy)) as Arc<dyn SecretStore>),
+    };
+    Instance::new(instance.lifecycle, kinds)
 }
 
-/// `impl $kind for Resilient<dyn $kind>`: the lifecycle calls pass straight
-/// through, the given methods are added.
+/// `impl $kind for Resilient<dyn $kind>` with the given methods; the
+/// lifecycle passes straight through.
 macro_rules! resilient {
     ($kind:ident { $($methods:tt)* }) => {
+        impl SharedLifecycle for Resilient<dyn $kind> {
+            fn lifecycle(&self) -> &dyn Lifecycle {
+                &*self.inner
+            }
+        }
+
         #[async_trait::async_trait]
         impl $kind for Resilient<dyn $kind> {
-            async fn init(&self, metadata: Metadata) -> Result<()> {
-                self.inner.init(metadata).await
-            }
-            async fn ping(&self) -> Result<()> {
-                self.inner.ping().await
-            }
-            async fn close(&self) -> Result<()> {
-                self.inner.close().await
-            }
             $($methods)*
         }
     };
 }
 
 resilient!(StateStore {
-    async fn features(&self) -> Result<Vec<String>> {
-        self.inner.features().await
-    }
     async fn get(&self, request: GetRequest) -> Result<Option<StateItem>> {
         self.policy.run(request, |r| self.inner.get(r)).await
     }
@@ -87,9 +81,6 @@ resilient!(StateStore {
 });
 
 resilient!(PubSub {
-    async fn features(&self) -> Result<Vec<String>> {
-        self.inner.features().await
-    }
     async fn publish(&self, request: PublishRequest) -> Result<()> {
         self.policy.run(request, |r| self.inner.publish(r)).await
     }
@@ -102,18 +93,12 @@ resilient!(PubSub {
 });
 
 resilient!(OutputBinding {
-    async fn operations(&self) -> Result<Vec<String>> {
-        self.inner.operations().await
-    }
     async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse> {
         self.policy.run(request, |r| self.inner.invoke(r)).await
     }
 });
 
 resilient!(SecretStore {
-    async fn features(&self) -> Result<Vec<String>> {
-        self.inner.features().await
-    }
     async fn get(&self, key: &str, metadata: Metadata) -> Result<Secret> {
         self.policy.run(metadata, |m| self.inner.get(key, m)).await
     }

@@ -28,7 +28,7 @@
 //!
 //! While a process is down, calls to its component fail at once
 //! (`Unavailable`); once it serves again, the component's link reconnects,
-//! replays `Init` and re-opens its streams (`grpc::link`).
+//! replays `Init` and re-opens its streams (`pluggable::link`).
 
 mod logs;
 mod process;

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use super::logs::{self, Tail};
 use super::settings::ProcessSettings;
 use super::spawn;
-use crate::grpc::discovery;
 use crate::kinds::ComponentKind;
+use crate::pluggable::discovery;
 
 /// Where a supervised process is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,8 +382,8 @@ async fn clear_stale_socket(socket: &Path) -> Result<(), String> {
 /// How the supervisor dials its own child's socket: the default trust rules
 /// (no symlink, served by plughost's own uid), which a child plughost
 /// started itself always meets.
-fn own_child() -> crate::grpc::GrpcOptions {
-    crate::grpc::GrpcOptions::default()
+fn own_child() -> crate::pluggable::GrpcOptions {
+    crate::pluggable::GrpcOptions::default()
 }
 
 #[cfg(test)]

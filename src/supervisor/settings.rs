@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{ComponentSpec, Origin, parse_go_duration};
-use crate::grpc::SocketDirectory;
-use crate::grpc::discovery::MAX_SOCKET_PATH;
+use crate::pluggable::SocketDirectory;
+use crate::pluggable::discovery::MAX_SOCKET_PATH;
 
 /// Every plughost annotation starts with this; daprd ignores annotations, so
 /// the YAML stays valid for daprd.

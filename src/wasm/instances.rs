@@ -35,6 +35,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::LoadedComponent;
 use super::bindings::WitError;
 use super::engine::{Reservation, Slots, is_pool_exhausted};
+use super::exports::Exports;
 use super::host_state::HostState;
 use super::settings::WasmSettings;
 use crate::kinds::{ComponentError, ComponentKind, Metadata};
@@ -49,8 +50,8 @@ const HOST_TIMEOUT_GRACE: Duration = Duration::from_millis(500);
 /// `RESOURCE_EXHAUSTED`) instead of queueing.
 pub const MAX_QUEUED_CALLS: usize = 256;
 
-/// What the host calls on a guest, implemented once per WIT world by
-/// [`wasm_guest!`](crate::wasm_guest).
+/// What the host calls on a guest: implemented by [`Exports`], one
+/// instance with every interface the component exports.
 pub(crate) trait Guest: Sized + Send + Sync + 'static {
     /// The typed `InstancePre` of the world (export types checked once).
     type Pre: Clone + Send + Sync + 'static;
@@ -72,63 +73,15 @@ pub(crate) trait Guest: Sized + Send + Sync + 'static {
     fn ping<'a>(&'a self, store: &'a mut Store<HostState>) -> Call<'a, ()>;
 }
 
-/// Implements [`Guest`] for a bindgen world: `wasm_guest!(StateComponent, StateComponentPre)`.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! wasm_guest {
-    ($world:ident, $pre:ident) => {
-        impl $crate::wasm::instances::Guest for $world {
-            type Pre = $pre<$crate::wasm::HostState>;
-
-            fn pre(pre: &::wasmtime::component::InstancePre<$crate::wasm::HostState>) -> ::wasmtime::Result<Self::Pre> {
-                $pre::new(pre.clone())
-            }
-
-            fn instantiate<'a>(
-                pre: &'a Self::Pre,
-                store: &'a mut ::wasmtime::Store<$crate::wasm::HostState>,
-            ) -> ::futures::future::BoxFuture<'a, ::wasmtime::Result<Self>> {
-                Box::pin(pre.instantiate_async(store))
-            }
-
-            fn init<'a>(
-                &'a self,
-                store: &'a mut ::wasmtime::Store<$crate::wasm::HostState>,
-                metadata: &'a Vec<(String, String)>,
-            ) -> $crate::wasm::instances::Call<'a, ()> {
-                Box::pin(self.plughost_components_lifecycle().call_init(store, metadata))
-            }
-
-            fn features<'a>(
-                &'a self,
-                store: &'a mut ::wasmtime::Store<$crate::wasm::HostState>,
-            ) -> $crate::wasm::instances::Call<'a, Vec<String>> {
-                Box::pin(async move { self.plughost_components_lifecycle().call_features(store).await.map(Ok) })
-            }
-
-            fn ping<'a>(
-                &'a self,
-                store: &'a mut ::wasmtime::Store<$crate::wasm::HostState>,
-            ) -> $crate::wasm::instances::Call<'a, ()> {
-                Box::pin(self.plughost_components_lifecycle().call_ping(store))
-            }
-        }
-    };
-}
-
-/// Validates the exports of every kind `pre` claims, at load time, so a
-/// component with a mismatched signature fails then and not on its first call.
+/// Validates at load time that `pre` exports every interface of `kinds`
+/// (and the lifecycle), so a component missing one fails then and not on
+/// its first call.
 pub(crate) fn check_exports(pre: &InstancePre<HostState>, kinds: &[ComponentKind]) -> anyhow::Result<()> {
-    use super::bindings::{input_binding, output_binding, pubsub, secret_store, state};
+    let exports = <Exports as Guest>::pre(pre).map_err(|e| anyhow::anyhow!("exports with the wrong shape: {e:#}"))?;
     for kind in kinds {
-        let checked = match kind {
-            ComponentKind::State => Instances::<state::StateComponent>::check(pre),
-            ComponentKind::PubSub => Instances::<pubsub::PubsubComponent>::check(pre),
-            ComponentKind::InputBinding => Instances::<input_binding::InputBindingComponent>::check(pre),
-            ComponentKind::OutputBinding => Instances::<output_binding::OutputBindingComponent>::check(pre),
-            ComponentKind::SecretStore => Instances::<secret_store::SecretStoreComponent>::check(pre),
-        };
-        checked.map_err(|e| anyhow::anyhow!("exports {} with the wrong shape: {e:#}", super::export_name(*kind)))?;
+        if !exports.has(*kind) {
+            anyhow::bail!("does not export {}", super::export_name(*kind));
+        }
     }
     Ok(())
 }
@@ -274,11 +227,6 @@ impl<G: Guest> Instances<G> {
     /// The guest's `lifecycle.ping`.
     pub(crate) async fn ping(&self) -> Result<(), ComponentError> {
         self.call("ping", |g, s| g.ping(s)).await
-    }
-
-    /// Checks at load time that `pre` exports `G`'s world with the right types.
-    pub(crate) fn check(pre: &InstancePre<HostState>) -> wasmtime::Result<()> {
-        G::pre(pre).map(|_| ())
     }
 
     /// The configured name, for errors.

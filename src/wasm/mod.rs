@@ -2,18 +2,21 @@
 //!
 //! [`WasmLoader::load_dir`] compiles every `*.wasm` in a directory (once per
 //! content, see [`cache`]), reads each component's **exports** to learn which
-//! kinds it implements (the WASM counterpart of gRPC reflection), links it
-//! against WASI and plughost's `log` import, and registers a factory
-//! `<kind>.<file stem>` per kind. A file that cannot be used is reported with
+//! kinds it implements (the WASM counterpart of gRPC reflection) and links
+//! it against WASI and plughost's `log` import; the host then registers a
+//! type `<kind prefix>.<file stem>` per kind ([`crate::component::modes`]). A file that cannot be used is reported with
 //! its path and the exact reason and skipped; the others still load.
 //!
-//! Each configured component then runs in its own instance(s), see
-//! [`instances`]: serialized calls, per-call deadline, memory cap, and a
-//! fresh instance after any trap.
+//! Each configured component then runs in its own instance(s), one
+//! [`WasmComponent`] shared by the adapters of its kinds, see [`instances`]:
+//! serialized calls, per-call deadline, memory cap, and a fresh instance
+//! after any trap.
 
 pub(crate) mod bindings;
 pub mod cache;
+mod component;
 mod engine;
+mod exports;
 mod host_state;
 pub(crate) mod instances;
 pub mod prescan;
@@ -26,15 +29,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::{Component, InstancePre};
 
 pub use cache::CompileSource;
+pub use component::WasmComponent;
 pub use engine::{Runtime, fuel_runtime, runtime};
 pub use host_state::HostState;
 pub use instances::MAX_QUEUED_CALLS;
 pub use settings::WasmSettings;
 
 pub(crate) use bindings::{from_wit, to_wit};
+pub(crate) use exports::Exports;
 
 use crate::kinds::ComponentKind;
-use crate::registry::{Factories, Factory, Instance, Mode};
 
 /// Largest `.wasm` file accepted: compile time grows with size, and
 /// compiling is not something wasmtime bounds for us (wasmCloud's cap; the
@@ -53,14 +57,7 @@ const VERSION: &str = "0.1.0";
 
 /// The exported interface name of a kind (`plughost:components/state@0.1.0`).
 pub fn export_name(kind: ComponentKind) -> String {
-    let interface = match kind {
-        ComponentKind::State => "state",
-        ComponentKind::PubSub => "pubsub",
-        ComponentKind::InputBinding => "input-binding",
-        ComponentKind::OutputBinding => "output-binding",
-        ComponentKind::SecretStore => "secret-store",
-    };
-    format!("{PACKAGE}/{interface}@{VERSION}")
+    format!("{PACKAGE}/{}@{VERSION}", kind.wit_interface())
 }
 
 /// A compiled, linked component, ready to instantiate.
@@ -214,40 +211,6 @@ fn check_header(bytes: &[u8]) -> anyhow::Result<()> {
 fn exported_kinds(engine: &wasmtime::Engine, component: &Component) -> anyhow::Result<Vec<ComponentKind>> {
     let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_owned()).collect();
     prescan::kinds_from_exports(&exports)
-}
-
-/// Registers one factory per kind of `component`: `<type prefix>.<stem>`.
-/// Input and output bindings share the `bindings.` prefix, so a component
-/// exporting both gives one type with both sides.
-pub fn register(factories: &mut Factories, component: Arc<LoadedComponent>) {
-    let source = component.path.display().to_string();
-    let mut prefixes: Vec<&str> = component.kinds.iter().map(|k| k.type_prefix()).collect();
-    prefixes.dedup();
-    for prefix in prefixes {
-        let type_name = format!("{prefix}.{}", component.stem);
-        let loaded = component.clone();
-        let factory = Factory::new(Mode::Wasm, source.clone(), move |ctx| {
-            let loaded = loaded.clone();
-            async move { Ok(instance(prefix, &loaded, &ctx.name)) }
-        });
-        factories.insert(&type_name, factory);
-    }
-}
-
-fn instance(prefix: &str, loaded: &Arc<LoadedComponent>, name: &str) -> Instance {
-    use crate::kinds::{input_binding, output_binding, pubsub, secret_store, state};
-    let has = |kind| loaded.kinds.contains(&kind);
-    match prefix {
-        "state" => Instance::State(Arc::new(state::WasmStateStore::new(loaded.clone(), name))),
-        "pubsub" => Instance::PubSub(Arc::new(pubsub::WasmPubSub::new(loaded.clone(), name))),
-        "secretstores" => Instance::SecretStore(Arc::new(secret_store::WasmSecretStore::new(loaded.clone(), name))),
-        _ => Instance::Bindings {
-            input: has(ComponentKind::InputBinding)
-                .then(|| Arc::new(input_binding::WasmInputBinding::new(loaded.clone(), name)) as _),
-            output: has(ComponentKind::OutputBinding)
-                .then(|| Arc::new(output_binding::WasmOutputBinding::new(loaded.clone(), name)) as _),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use plughost::Host;
+use plughost::component::Status;
 use plughost::config::ComponentSpec;
-use plughost::grpc::GrpcOptions;
-use plughost::grpc::pb::components as pb;
 use plughost::kinds::ComponentError;
 use plughost::kinds::state::{GetRequest, SetRequest};
-use plughost::registry::Status;
+use plughost::pluggable::GrpcOptions;
+use plughost::proto::components as pb;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
@@ -70,7 +70,7 @@ impl pb::state_store_server::StateStore for Sluggish {
 fn serve(socket: &Path, component: Sluggish) -> tokio::task::JoinHandle<()> {
     let listener = UnixListener::bind(socket).unwrap();
     let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(plughost::grpc::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(plughost::proto::FILE_DESCRIPTOR_SET)
         .with_service_name("dapr.proto.components.v1.StateStore")
         .build_v1()
         .unwrap();

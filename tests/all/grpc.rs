@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use plughost::Host;
+use plughost::component::Status;
 use plughost::config::ComponentSpec;
-use plughost::grpc::GrpcOptions;
-use plughost::grpc::pb::components as pb;
 use plughost::kinds::pubsub::{CONSUMER_ID, PublishRequest};
 use plughost::kinds::state::{GetRequest, SetRequest};
 use plughost::kinds::{ComponentError, Metadata};
-use plughost::registry::Status;
+use plughost::pluggable::GrpcOptions;
+use plughost::proto::components as pb;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
@@ -119,7 +119,7 @@ fn serve_recorder(socket: &Path, recorder: Recorder, reflection: bool) -> Task {
         .add_service(pb::transactional_state_store_server::TransactionalStateStoreServer::new(recorder));
     if reflection {
         let v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(plughost::grpc::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(plughost::proto::FILE_DESCRIPTOR_SET)
             .with_service_name("dapr.proto.components.v1.StateStore")
             .build_v1()
             .unwrap();
@@ -198,7 +198,8 @@ async fn discovery_loads_the_good_socket_and_reports_four_bad_ones() {
     assert!(reasons["notes.txt"].contains("not a socket (a regular file)"), "{reasons:#?}");
     assert!(reasons["http.sock"].contains("not a gRPC server"), "{reasons:#?}");
     assert!(reasons["bare.sock"].contains("without reflection"), "{reasons:#?}");
-    let info = &host.components()[0];
+    let components = host.components();
+    let info = &components[0];
     assert_eq!((info.mode.as_str(), info.current_status()), ("grpc", Status::Ready));
 }
 
@@ -209,7 +210,7 @@ async fn hung_sockets_are_reported_after_the_probe_deadline_and_v1alpha_reflecti
     // A server with v1alpha reflection only (like the .NET component SDK).
     let listener = UnixListener::bind(sockets.join("alpha.sock")).unwrap();
     let v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(plughost::grpc::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(plughost::proto::FILE_DESCRIPTOR_SET)
         .with_service_name("dapr.proto.components.v1.StateStore")
         .build_v1alpha()
         .unwrap();

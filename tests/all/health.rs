@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use plughost::Host;
+use plughost::component::Status;
 use plughost::config::ComponentSpec;
 use plughost::health::HealthOptions;
-use plughost::registry::Status;
 use serde_json::Value;
 
 use crate::support::grpc::{grpc_components_binary, short_tempdir};

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use plughost::component::{Factory, Instance, Lifecycle, Mode, Status};
 use plughost::config::{ComponentSpec, MetadataItem, MetadataValue};
 use plughost::kinds::secret_store::FileSecretStore;
 use plughost::kinds::state::{DeleteRequest, GetRequest, SetRequest, StateItem, StateStore, TransactionOperation};
 use plughost::kinds::{ComponentError, Metadata, Result};
-use plughost::registry::{Factory, Instance, Mode, Status};
 use plughost::{Error, Host};
 
 /// A state store whose `init` sleeps, or fails, as told.
@@ -18,7 +18,7 @@ struct Stubborn {
 }
 
 #[async_trait::async_trait]
-impl StateStore for Stubborn {
+impl Lifecycle for Stubborn {
     async fn init(&self, _metadata: Metadata) -> Result<()> {
         tokio::time::sleep(self.sleep).await;
         if self.fail { Err(ComponentError::internal("backend refused the connection")) } else { Ok(()) }
@@ -29,6 +29,10 @@ impl StateStore for Stubborn {
     async fn ping(&self) -> Result<()> {
         Ok(())
     }
+}
+
+#[async_trait::async_trait]
+impl StateStore for Stubborn {
     async fn get(&self, _: GetRequest) -> Result<Option<StateItem>> {
         Ok(None)
     }
@@ -47,7 +51,7 @@ fn stubborn(sleep: Duration, fail: bool) -> Factory {
     Factory::new(
         Mode::Embedded,
         "test",
-        move |_| async move { Ok(Instance::State(Arc::new(Stubborn { sleep, fail }))) },
+        move |_| async move { Ok(Instance::state(Arc::new(Stubborn { sleep, fail }))) },
     )
 }
 
@@ -98,7 +102,7 @@ async fn failed_init_names_the_component_unless_ignored() {
         .expect("ignoreErrors lets the host start");
     assert!(host.state("good").is_ok());
     assert!(host.state("broken").is_err(), "a skipped component is not served");
-    let broken = host.components().iter().find(|c| c.name == "broken").unwrap();
+    let broken = host.components().iter().find(|c| c.name == "broken").unwrap().clone();
     assert!(
         matches!(&broken.status, Status::Failed(reason) if reason.contains("backend refused")),
         "{:?}",
@@ -170,7 +174,8 @@ async fn secret_key_refs_are_resolved_from_the_named_store() {
 async fn embedded_defaults_persist_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::builder().data_dir(dir.path()).embedded_defaults().build().await.unwrap();
-    let names: Vec<_> = host.components().iter().map(|c| (c.name.as_str(), c.type_name.as_str())).collect();
+    let components = host.components();
+    let names: Vec<_> = components.iter().map(|c| (c.name.as_str(), c.type_name.as_str())).collect();
     assert_eq!(names, [("statestore", "state.sqlite"), ("pubsub", "pubsub.in-memory")]);
     let store = host.state("statestore").unwrap();
     store.set(SetRequest::new("survivor", "still here")).await.unwrap();

@@ -30,6 +30,7 @@ mod deadlines;
 mod grpc;
 mod health;
 mod host;
+mod live;
 mod python_sdk;
 mod python_template;
 mod redis;

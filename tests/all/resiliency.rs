@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use plughost::Host;
 use plughost::api::{self, ApiConfig};
-use plughost::grpc::GrpcOptions;
-use plughost::grpc::pb::components as pb;
 use plughost::kinds::ComponentError;
 use plughost::kinds::state::{DeleteRequest, GetRequest, SetRequest};
+use plughost::pluggable::GrpcOptions;
+use plughost::proto::components as pb;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
@@ -163,7 +163,7 @@ impl Drop for Served {
 fn serve(socket: &Path, flaky: Flaky) -> Served {
     let listener = UnixListener::bind(socket).unwrap();
     let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(plughost::grpc::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(plughost::proto::FILE_DESCRIPTOR_SET)
         .with_service_name("dapr.proto.components.v1.StateStore")
         .build_v1()
         .unwrap();

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use plughost::Host;
 use plughost::config::ComponentSpec;
-use plughost::grpc::pb::components as c;
 use plughost::kinds::state::{GetRequest, SetRequest};
+use plughost::proto::components as c;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt as _;
@@ -226,11 +226,11 @@ async fn reflection_lists_only_the_served_services() {
     let (state, broker) = (dir.path().join("s.sock"), dir.path().join("b.sock"));
     let _served = (serve("file-state", &state), serve("broker", &broker));
     let mut services =
-        plughost::grpc::discovery::probe(&state, Duration::from_secs(10), &Default::default()).await.unwrap();
+        plughost::pluggable::discovery::probe(&state, Duration::from_secs(10), &Default::default()).await.unwrap();
     services.sort();
     assert_eq!(services, ["dapr.proto.components.v1.StateStore", "dapr.proto.components.v1.TransactionalStateStore"]);
     let services =
-        plughost::grpc::discovery::probe(&broker, Duration::from_secs(10), &Default::default()).await.unwrap();
+        plughost::pluggable::discovery::probe(&broker, Duration::from_secs(10), &Default::default()).await.unwrap();
     assert_eq!(services, ["dapr.proto.components.v1.PubSub"]);
 }
 

@@ -7,10 +7,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use plughost::component::Status;
 use plughost::config::ComponentSpec;
 use plughost::kinds::ComponentError;
 use plughost::kinds::state::{GetRequest, SetRequest};
-use plughost::registry::Status;
 use plughost::supervisor::{ProcessInfo, ProcessState};
 use plughost::{Host, HostBuilder};
 use sha2::Digest as _;

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use plughost::Host;
 use plughost::config::ComponentSpec;
-use plughost::grpc::GrpcOptions;
 use plughost::kinds::ComponentError;
 use plughost::kinds::state::{GetRequest, SetRequest};
+use plughost::pluggable::GrpcOptions;
 
 use crate::support::grpc::{ComponentProcess, Program, short_tempdir};
 
@@ -20,7 +20,7 @@ use crate::support::grpc::{ComponentProcess, Program, short_tempdir};
 const NOBODY: u32 = 65534;
 
 fn is_root() -> bool {
-    plughost::grpc::trust::own_uid() == 0
+    plughost::pluggable::trust::own_uid() == 0
 }
 
 /// A Unix socket server run by another user (`nobody`): it accepts

@@ -373,3 +373,33 @@ async fn shutdown_ends_wasm_subscriptions_and_reads() {
     let drained = tokio::time::timeout(Duration::from_secs(10), async { while events.next().await.is_some() {} }).await;
     assert!(drained.is_ok(), "the input binding stream ends");
 }
+
+/// A component exporting both binding directions is one component with one
+/// instance, as a gRPC component is one connection: what its output side is
+/// given (`create`), its input side emits, which only works if both sides
+/// call into the same instance's memory. One `init`, one set of features.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_binding_directions_share_one_instance() {
+    use plughost::kinds::ComponentKind;
+    use plughost::kinds::output_binding::InvokeRequest;
+
+    let (host, _dir) = wasm_host("bindings", wasm::guest("wasm-bindings-loop"), &[]).await;
+    let info = host.components().iter().find(|c| c.name == "under-test").unwrap().clone();
+    assert_eq!(info.kinds, [ComponentKind::InputBinding, ComponentKind::OutputBinding]);
+    assert_eq!(info.features, ["create"], "an output binding's features are its operations");
+
+    let mut events = host.input_binding("under-test").unwrap().read().await.unwrap();
+    let output = host.output_binding("under-test").unwrap();
+    for n in 0..3 {
+        output.invoke(InvokeRequest::new("create", format!("item {n}"))).await.unwrap();
+    }
+    for n in 0..3 {
+        let event = tokio::time::timeout(Duration::from_secs(20), events.next())
+            .await
+            .expect("the input side emits what the output side was given")
+            .expect("stream open");
+        assert_eq!(event.item.data, format!("item {n}").into_bytes());
+        event.ack();
+    }
+    host.shutdown().await;
+}

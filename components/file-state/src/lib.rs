@@ -58,28 +58,7 @@ impl Component for FileState {
                     .to_owned(),
             )
         })?);
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, "creating the folder", e))?;
-        }
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io(&path, "reading", e)),
-        };
-        let replayed = log::replay(&bytes);
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io(&path, "opening", e))?;
-        if replayed.good_len < bytes.len() {
-            plughost_component::log(LogLevel::Warn, &format!("{}: dropping a torn last write", path.display()));
-            file.set_len(replayed.good_len as u64).map_err(|e| io(&path, "truncating", e))?;
-        }
-        let len = replayed.good_len as u64;
-        let store =
-            Self { entries: replayed.entries, version: replayed.version, path, file, len, batches: replayed.batches };
-        plughost_component::log(
-            LogLevel::Debug,
-            &format!("{}: {} keys, version {}", store.path.display(), store.entries.len(), store.version),
-        );
-        Ok(store)
+        FileState::load(path)
     }
 
     fn features(&self) -> Vec<String> {
@@ -112,6 +91,51 @@ fn check_etag(key: &str, stored: Option<u64>, given: Option<&str>, concurrency: 
 }
 
 impl FileState {
+    /// Reads the data file (creating it and its folder if needed) and
+    /// replays it.
+    fn load(path: PathBuf) -> Result<Self, Error> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, "creating the folder", e))?;
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(&path, "reading", e)),
+        };
+        let replayed = log::replay(&bytes);
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io(&path, "opening", e))?;
+        if replayed.good_len < bytes.len() {
+            plughost_component::log(LogLevel::Warn, &format!("{}: dropping a torn last write", path.display()));
+            file.set_len(replayed.good_len as u64).map_err(|e| io(&path, "truncating", e))?;
+        }
+        let len = replayed.good_len as u64;
+        let store =
+            Self { entries: replayed.entries, version: replayed.version, path, file, len, batches: replayed.batches };
+        plughost_component::log(
+            LogLevel::Debug,
+            &format!("{}: {} keys, version {}", store.path.display(), store.entries.len(), store.version),
+        );
+        Ok(store)
+    }
+
+    /// Picks up what another instance wrote since this one last touched the
+    /// file (the file's length is not the one this instance left): a host
+    /// that moved the component to another mode and back keeps this instance
+    /// (`Init` on a live instance keeps it), while the other mode's instance
+    /// wrote to the same file. Instances take turns (plughost hands over from
+    /// one to the next); they never write at the same time.
+    fn refresh(&mut self) -> Result<(), Error> {
+        let len = match std::fs::metadata(&self.path) {
+            Ok(metadata) => metadata.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io(&self.path, "reading the size", e)),
+        };
+        if len != self.len {
+            *self = Self::load(self.path.clone())?;
+        }
+        Ok(())
+    }
+
     fn live(&self, staged: &[Change], key: &str, now: i64) -> Option<u64> {
         match staged.iter().rev().find(|(k, _)| k == key) {
             Some((_, entry)) => entry.as_ref().map(|e| e.version),
@@ -146,6 +170,7 @@ impl FileState {
     /// Applies `operations` all or nothing: staged, written as one batch,
     /// then applied in memory.
     fn apply(&mut self, operations: Vec<Operation>) -> Result<(), Error> {
+        self.refresh()?;
         let now = now();
         let version_before = self.version;
         let mut staged = Vec::with_capacity(operations.len());
@@ -199,6 +224,7 @@ impl FileState {
 
 impl StateStore for FileState {
     fn get(&mut self, request: GetRequest) -> Result<Option<StateItem>, Error> {
+        self.refresh()?;
         let now = now();
         let Some(entry) = self.entries.get(&request.key).filter(|e| e.expires_at.is_none_or(|at| at > now)) else {
             return Ok(None);

@@ -3,6 +3,7 @@
 //! `@every 500ms`, `@every 1m`), `@hourly` or `@daily`; full cron
 //! expressions are refused at init with a clear error rather than guessed at.
 
+use crate::component::Lifecycle;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,17 +55,24 @@ fn parse_schedule(schedule: &str) -> Result<Duration> {
 }
 
 #[async_trait::async_trait]
-impl InputBinding for CronBinding {
+impl Lifecycle for CronBinding {
     async fn init(&self, metadata: Metadata) -> Result<()> {
         let schedule =
             metadata.get("schedule").ok_or_else(|| ComponentError::invalid("missing `schedule` metadata"))?;
         self.every.set(parse_schedule(schedule)?).map_err(|_| ComponentError::internal("init called twice"))
     }
 
+    async fn features(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     async fn ping(&self) -> Result<()> {
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl InputBinding for CronBinding {
     async fn read(&self) -> Result<Deliveries<InputEvent>> {
         let every = *self.every.get().ok_or_else(|| ComponentError::internal("bindings.cron used before init"))?;
         let (tx, deliveries) = Deliveries::channel(1);

@@ -1,16 +1,18 @@
 //! [`GrpcInputBinding`]: an input binding in another process, over Dapr's
 //! `InputBinding` service (spec A10): one `Read` stream per reader, whose
 //! responses are the events and whose requests are the answers. The stream
-//! survives reconnections (see `grpc::stream`).
+//! survives reconnections (see `pluggable::stream`).
 
 use futures::future::BoxFuture;
+use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{InputBinding, InputEvent};
-use crate::grpc::pb::components as pb;
-use crate::grpc::stream::{self, AckedStream};
-use crate::grpc::{ComponentChannel, Link, client, hook, request};
-use crate::kinds::{ComponentKind, Deliveries, Metadata, Reply, Result};
+use crate::component::{Lifecycle, SharedLifecycle};
+use crate::kinds::{Deliveries, Reply, Result};
+use crate::pluggable::stream::{self, AckedStream};
+use crate::pluggable::{ComponentChannel, GrpcLifecycle, Link, client};
+use crate::proto::components as pb;
 
 type Client = pb::input_binding_client::InputBindingClient<ComponentChannel>;
 
@@ -20,13 +22,15 @@ const IN_FLIGHT: usize = 16;
 /// An [`InputBinding`] served by a Dapr pluggable component on a Unix socket.
 #[derive(Debug)]
 pub struct GrpcInputBinding {
+    lifecycle: Arc<GrpcLifecycle>,
     link: Link,
 }
 
 impl GrpcInputBinding {
-    /// A binding over `link` (which an output side may share).
-    pub fn new(link: Link) -> Self {
-        Self { link }
+    /// The input side of the component of `lifecycle` (which an output
+    /// side may share).
+    pub fn new(lifecycle: &Arc<GrpcLifecycle>) -> Self {
+        Self { lifecycle: lifecycle.clone(), link: lifecycle.link().clone() }
     }
 
     fn max(&self) -> usize {
@@ -84,29 +88,13 @@ impl AckedStream for Reader {
 
 #[async_trait::async_trait]
 impl InputBinding for GrpcInputBinding {
-    async fn init(&self, metadata: Metadata) -> Result<()> {
-        let metadata = self.link.take_settings(metadata)?;
-        let max = self.max();
-        let init = pb::InputBindingInitRequest {
-            metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }),
-        };
-        self.link.init(hook!(Client, ComponentKind::InputBinding, max, init, |_, _| Box::pin(async { Ok(()) }))).await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        let max = self.max();
-        self.link
-            .call(None, |ch, t| async move { client!(Client, max, ch).ping(request(pb::PingRequest {}, t)).await })
-            .await?;
-        Ok(())
-    }
-
-    async fn close(&self) -> Result<()> {
-        self.link.close();
-        Ok(())
-    }
-
     async fn read(&self) -> Result<Deliveries<InputEvent>> {
         stream::start(self.link.clone(), Reader { max: self.max() }, IN_FLIGHT).await
+    }
+}
+
+impl SharedLifecycle for GrpcInputBinding {
+    fn lifecycle(&self) -> &dyn Lifecycle {
+        &*self.lifecycle
     }
 }

@@ -6,6 +6,7 @@ mod grpc;
 mod wasm;
 
 use super::{Deliveries, Metadata, Result};
+use crate::component::Lifecycle;
 
 pub use cron::CronBinding;
 pub(crate) use cron::parse_duration;
@@ -27,18 +28,7 @@ pub struct InputEvent {
 
 /// An input binding, however it is hosted.
 #[async_trait::async_trait]
-pub trait InputBinding: Send + Sync + 'static {
-    /// Called once, before any other method, with `spec.metadata`.
-    async fn init(&self, metadata: Metadata) -> Result<()>;
-
-    /// Liveness probe.
-    async fn ping(&self) -> Result<()>;
-
-    /// Called once at host shutdown; releases what the component holds.
-    async fn close(&self) -> Result<()> {
-        Ok(())
-    }
-
+pub trait InputBinding: Lifecycle {
     /// Starts reading. Each event must be answered: `ack_with(reply)` sends
     /// the reply bytes back to the source, `nack(reason)` reports failure
     /// (the source decides whether to send it again). Dropping the stream

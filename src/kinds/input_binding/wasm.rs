@@ -8,36 +8,34 @@
 use std::sync::Arc;
 
 use super::{InputBinding, InputEvent};
-use crate::kinds::{Deliveries, Delivery, Metadata, Result};
-use crate::wasm::bindings::input_binding::{InputBindingComponent, InputBindingComponentPre};
+use crate::component::{Lifecycle, SharedLifecycle};
+use crate::kinds::{Deliveries, Delivery, Result};
+use crate::wasm::from_wit;
 use crate::wasm::instances::{Instances, spawn_until_closed};
-use crate::wasm::{LoadedComponent, from_wit};
+use crate::wasm::{Exports, WasmComponent};
 
 /// Events requested per poll.
 const BATCH: u32 = 16;
 
 /// An [`InputBinding`] backed by a WASM component.
 pub struct WasmInputBinding {
-    instances: Arc<Instances<InputBindingComponent>>,
-    /// Set by `close`: every reader pump ends, and its stream with it.
-    closing: tokio::sync::watch::Sender<bool>,
+    component: Arc<WasmComponent>,
+    instances: Arc<Instances<Exports>>,
 }
 
-crate::wasm_guest!(InputBindingComponent, InputBindingComponentPre);
-
 impl WasmInputBinding {
-    /// An adapter for the component `name`, instantiated at `init`.
-    pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
-        Self { instances: Arc::new(Instances::new(loaded, name)), closing: tokio::sync::watch::Sender::new(false) }
+    /// The adapter of `component`'s kind.
+    pub fn new(component: &Arc<WasmComponent>) -> Self {
+        Self { component: component.clone(), instances: component.instances.clone() }
     }
 }
 
-async fn open(instances: &Instances<InputBindingComponent>) -> Result<u64> {
+async fn open(instances: &Instances<Exports>) -> Result<u64> {
     instances.call("open", |g, s| Box::pin(g.plughost_components_input_binding().call_open(s))).await
 }
 
 async fn pump(
-    instances: Arc<Instances<InputBindingComponent>>,
+    instances: Arc<Instances<Exports>>,
     mut reader: u64,
     tx: tokio::sync::mpsc::Sender<Delivery<InputEvent>>,
 ) {
@@ -103,23 +101,16 @@ async fn pump(
 
 #[async_trait::async_trait]
 impl InputBinding for WasmInputBinding {
-    async fn init(&self, metadata: Metadata) -> Result<()> {
-        self.instances.init(metadata).await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.instances.ping().await
-    }
-
-    async fn close(&self) -> Result<()> {
-        self.closing.send_replace(true);
-        Ok(())
-    }
-
     async fn read(&self) -> Result<Deliveries<InputEvent>> {
         let reader = open(&self.instances).await?;
         let (tx, deliveries) = Deliveries::channel(BATCH as usize);
-        spawn_until_closed(&self.closing, pump(self.instances.clone(), reader, tx));
+        spawn_until_closed(&self.component.closing, pump(self.instances.clone(), reader, tx));
         Ok(deliveries)
+    }
+}
+
+impl SharedLifecycle for WasmInputBinding {
+    fn lifecycle(&self) -> &dyn Lifecycle {
+        &*self.component
     }
 }

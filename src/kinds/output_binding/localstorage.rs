@@ -4,6 +4,7 @@
 //! missing). Names are confined to the root directory: no `..`, no absolute
 //! paths, no sub-directories.
 
+use crate::component::Lifecycle;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -56,14 +57,14 @@ fn io_error(path: &Path, e: std::io::Error) -> ComponentError {
 }
 
 #[async_trait::async_trait]
-impl OutputBinding for LocalStorageBinding {
+impl Lifecycle for LocalStorageBinding {
     async fn init(&self, metadata: Metadata) -> Result<()> {
         let root = metadata.get("rootPath").map(PathBuf::from).unwrap_or_else(|| self.default_root.clone());
         tokio::fs::create_dir_all(&root).await.map_err(|e| io_error(&root, e))?;
         self.root.set(root).map_err(|_| ComponentError::internal("init called twice"))
     }
 
-    async fn operations(&self) -> Result<Vec<String>> {
+    async fn features(&self) -> Result<Vec<String>> {
         Ok(["create", "get", "delete", "list"].map(String::from).to_vec())
     }
 
@@ -71,7 +72,10 @@ impl OutputBinding for LocalStorageBinding {
         let root = self.root()?;
         tokio::fs::metadata(root).await.map(|_| ()).map_err(|e| io_error(root, e))
     }
+}
 
+#[async_trait::async_trait]
+impl OutputBinding for LocalStorageBinding {
     async fn invoke(&self, mut request: InvokeRequest) -> Result<InvokeResponse> {
         match request.operation.as_str() {
             "create" => {

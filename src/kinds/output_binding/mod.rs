@@ -6,6 +6,7 @@ mod localstorage;
 mod wasm;
 
 use super::{Metadata, Result};
+use crate::component::Lifecycle;
 
 pub use grpc::GrpcOutputBinding;
 pub use localstorage::LocalStorageBinding;
@@ -48,22 +49,9 @@ pub struct InvokeResponse {
 
 /// An output binding, however it is hosted.
 #[async_trait::async_trait]
-pub trait OutputBinding: Send + Sync + 'static {
-    /// Called once, before any other method, with `spec.metadata`.
-    async fn init(&self, metadata: Metadata) -> Result<()>;
-
-    /// The operations `invoke` accepts (Dapr's `ListOperations`).
-    async fn operations(&self) -> Result<Vec<String>>;
-
-    /// Liveness probe.
-    async fn ping(&self) -> Result<()>;
-
-    /// Called once at host shutdown; releases what the component holds.
-    async fn close(&self) -> Result<()> {
-        Ok(())
-    }
-
-    /// Runs one operation. An operation not in [`Self::operations`] is
+pub trait OutputBinding: Lifecycle {
+    /// Runs one operation. An operation not among its
+    /// [`features`](Lifecycle::features) (Dapr's `ListOperations`) is
     /// `NotSupported`.
     async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse>;
 }

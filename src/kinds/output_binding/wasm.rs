@@ -4,44 +4,28 @@
 use std::sync::Arc;
 
 use super::{InvokeRequest, InvokeResponse, OutputBinding};
-use crate::kinds::{Metadata, Result};
+use crate::component::{Lifecycle, SharedLifecycle};
+use crate::kinds::Result;
 use crate::wasm::bindings::output_binding::exports::plughost::components::output_binding as wit;
-use crate::wasm::bindings::output_binding::{OutputBindingComponent, OutputBindingComponentPre};
 use crate::wasm::instances::Instances;
-use crate::wasm::{LoadedComponent, from_wit, to_wit};
+use crate::wasm::{Exports, WasmComponent};
+use crate::wasm::{from_wit, to_wit};
 
 /// An [`OutputBinding`] backed by a WASM component.
 pub struct WasmOutputBinding {
-    instances: Instances<OutputBindingComponent>,
+    component: Arc<WasmComponent>,
+    instances: Arc<Instances<Exports>>,
 }
 
-crate::wasm_guest!(OutputBindingComponent, OutputBindingComponentPre);
-
 impl WasmOutputBinding {
-    /// An adapter for the component `name`, instantiated at `init`.
-    pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
-        Self { instances: Instances::new(loaded, name) }
+    /// The adapter of `component`'s kind.
+    pub fn new(component: &Arc<WasmComponent>) -> Self {
+        Self { component: component.clone(), instances: component.instances.clone() }
     }
 }
 
 #[async_trait::async_trait]
 impl OutputBinding for WasmOutputBinding {
-    async fn init(&self, metadata: Metadata) -> Result<()> {
-        self.instances.init(metadata).await
-    }
-
-    async fn operations(&self) -> Result<Vec<String>> {
-        self.instances
-            .call("operations", |g, s| {
-                Box::pin(async move { g.plughost_components_output_binding().call_operations(s).await.map(Ok) })
-            })
-            .await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.instances.ping().await
-    }
-
     async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse> {
         let request = wit::InvokeRequest {
             operation: request.operation,
@@ -59,5 +43,11 @@ impl OutputBinding for WasmOutputBinding {
             metadata: from_wit(response.metadata),
             content_type: response.content_type,
         })
+    }
+}
+
+impl SharedLifecycle for WasmOutputBinding {
+    fn lifecycle(&self) -> &dyn Lifecycle {
+        &*self.component
     }
 }

@@ -1,52 +1,43 @@
 //! [`GrpcPubSub`]: a broker in another process, over Dapr's `PubSub` service
 //! (spec A9). Each subscription is one `PullMessages` stream that survives
-//! reconnections (see `grpc::stream`).
+//! reconnections (see `pluggable::stream`).
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{BulkMessage, FailedEntry, Message, PubSub, PublishRequest};
-use crate::grpc::pb::components as pb;
-use crate::grpc::stream::{self, AckedStream};
-use crate::grpc::{ComponentChannel, Link, client, hook, request};
+use crate::component::{Lifecycle, SharedLifecycle};
 use crate::kinds::{ComponentError, ComponentKind, Deliveries, Metadata, Reply, Result};
+use crate::pluggable::stream::{self, AckedStream};
+use crate::pluggable::{ComponentChannel, GrpcLifecycle, Link, client, request};
+use crate::proto::components as pb;
 
 type Client = pb::pub_sub_client::PubSubClient<ComponentChannel>;
 
 /// How many messages may wait in a subscriber's buffer before it reads them
 /// (the subscriber bounds what it holds unanswered after reading).
 const BUFFERED: usize = 64;
-/// `Pause` at close is a courtesy: bounded tightly.
-const PAUSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The feature that makes `bulk_publish` one `BulkPublish` call.
 const BULK_PUBSUB: &str = "BULK_PUBSUB";
 
 /// A [`PubSub`] served by a Dapr pluggable component on a Unix socket.
 #[derive(Debug)]
 pub struct GrpcPubSub {
+    lifecycle: Arc<GrpcLifecycle>,
     link: Link,
-    features: Arc<Mutex<Option<Vec<String>>>>,
 }
 
 impl GrpcPubSub {
-    /// A broker over `link`; nothing is dialed before `init`.
-    pub fn new(link: Link) -> Self {
-        Self { link, features: Arc::default() }
+    /// The pub/sub side of the component of `lifecycle`; nothing is
+    /// dialed before `init`.
+    pub fn new(lifecycle: &Arc<GrpcLifecycle>) -> Self {
+        Self { lifecycle: lifecycle.clone(), link: lifecycle.link().clone() }
     }
 
     fn max(&self) -> usize {
         self.link.options().max_message_size
-    }
-}
-
-async fn ask_features(channel: ComponentChannel, timeout: Duration, max: usize) -> Result<Vec<String>, tonic::Status> {
-    match client!(Client, max, channel).features(request(pb::FeaturesRequest {}, timeout)).await {
-        Ok(response) => Ok(response.into_inner().features),
-        Err(status) if status.code() == tonic::Code::Unimplemented => Ok(Vec::new()),
-        Err(status) => Err(status),
     }
 }
 
@@ -100,62 +91,10 @@ impl AckedStream for Subscription {
 
 #[async_trait::async_trait]
 impl PubSub for GrpcPubSub {
-    async fn init(&self, metadata: Metadata) -> Result<()> {
-        let metadata = self.link.take_settings(metadata)?;
-        let max = self.max();
-        let init = pb::PubSubInitRequest {
-            metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }),
-        };
-        let features = self.features.clone();
-        self.link
-            .init(hook!(Client, ComponentKind::PubSub, max, init, move |channel, timeout| {
-                let features = features.clone();
-                Box::pin(async move {
-                    let list = ask_features(channel, timeout, max).await?;
-                    *features.lock().expect("features lock") = Some(list);
-                    Ok(())
-                })
-            }))
-            .await
-    }
-
-    async fn features(&self) -> Result<Vec<String>> {
-        let max = self.max();
-        let list = self
-            .link
-            .call(None, |ch, t| async move { ask_features(ch, t, max).await.map(tonic::Response::new) })
-            .await?;
-        *self.features.lock().expect("features lock") = Some(list.clone());
-        Ok(list)
-    }
-
-    async fn ping(&self) -> Result<()> {
-        let max = self.max();
-        self.link
-            .call(None, |ch, t| async move { client!(Client, max, ch).ping(request(pb::PingRequest {}, t)).await })
-            .await?;
-        Ok(())
-    }
-
     /// Asks the component to `Pause` (tolerating `UNIMPLEMENTED` and any
     /// other error: components older than Dapr 1.18 lack it), then closes
     /// the link, which ends every subscription without answering what is in
     /// flight (the component redelivers it later, as daprd's shutdown does).
-    async fn close(&self) -> Result<()> {
-        if let Ok((channel, _)) = self.link.channel() {
-            let max = self.max();
-            let mut client = client!(Client, max, channel);
-            let pause = client.pause(request(pb::PauseRequest {}, PAUSE_TIMEOUT));
-            match tokio::time::timeout(PAUSE_TIMEOUT, pause).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(status)) => tracing::debug!(component = self.link.name(), "Pause: {status}"),
-                Err(_) => tracing::debug!(component = self.link.name(), "Pause did not answer"),
-            }
-        }
-        self.link.close();
-        Ok(())
-    }
-
     async fn publish(&self, r: PublishRequest) -> Result<()> {
         let max = self.max();
         let message = pb::PublishRequest {
@@ -178,7 +117,7 @@ impl PubSub for GrpcPubSub {
         metadata: Metadata,
     ) -> Result<Vec<FailedEntry>> {
         let bulk =
-            self.features.lock().expect("features lock").as_ref().is_some_and(|f| f.iter().any(|f| f == BULK_PUBSUB));
+            self.lifecycle.features_of(ComponentKind::PubSub).is_some_and(|f| f.iter().any(|f| f == BULK_PUBSUB));
         if !bulk {
             // As daprd: without BULK_PUBSUB, one Publish per entry.
             return super::publish_each(self, topic, entries, metadata).await;
@@ -214,5 +153,11 @@ impl PubSub for GrpcPubSub {
             max: self.max(),
         };
         stream::start(self.link.clone(), subscription, BUFFERED).await
+    }
+}
+
+impl SharedLifecycle for GrpcPubSub {
+    fn lifecycle(&self) -> &dyn Lifecycle {
+        &*self.lifecycle
     }
 }

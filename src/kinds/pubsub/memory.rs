@@ -7,6 +7,7 @@
 //! subscribers (like a Kafka consumer group): messages a leaving subscriber
 //! had not acked go back to the queue for the next subscriber of that group.
 
+use crate::component::Lifecycle;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -135,7 +136,7 @@ async fn pump(
 }
 
 #[async_trait::async_trait]
-impl PubSub for MemoryPubSub {
+impl Lifecycle for MemoryPubSub {
     async fn init(&self, _metadata: Metadata) -> Result<()> {
         Ok(())
     }
@@ -152,7 +153,10 @@ impl PubSub for MemoryPubSub {
         self.closing.send_replace(true);
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl PubSub for MemoryPubSub {
     async fn publish(&self, request: PublishRequest) -> Result<()> {
         if request.topic.is_empty() {
             return Err(ComponentError::invalid("topic name is empty"));

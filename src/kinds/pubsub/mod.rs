@@ -12,6 +12,7 @@ mod redis_consumer;
 mod wasm;
 
 use super::{Deliveries, Metadata, Result};
+use crate::component::Lifecycle;
 
 pub use self::redis::RedisPubSub;
 pub use grpc::GrpcPubSub;
@@ -81,21 +82,7 @@ pub struct Message {
 
 /// A publish/subscribe broker, however it is hosted.
 #[async_trait::async_trait]
-pub trait PubSub: Send + Sync + 'static {
-    /// Called once, before any other method, with `spec.metadata`.
-    async fn init(&self, metadata: Metadata) -> Result<()>;
-
-    /// Feature strings (`MESSAGE_TTL`, `SUBSCRIBE_WILDCARDS`, `BULK_PUBSUB`).
-    async fn features(&self) -> Result<Vec<String>>;
-
-    /// Liveness probe.
-    async fn ping(&self) -> Result<()>;
-
-    /// Called once at host shutdown; releases what the component holds.
-    async fn close(&self) -> Result<()> {
-        Ok(())
-    }
-
+pub trait PubSub: Lifecycle {
     /// Publishes one message; returns once the broker has accepted it.
     async fn publish(&self, request: PublishRequest) -> Result<()>;
 

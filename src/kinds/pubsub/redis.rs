@@ -15,6 +15,7 @@
 //! the stream's end (every such subscriber sees each new message), destroyed
 //! when it ends.
 
+use crate::component::Lifecycle;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -103,7 +104,7 @@ pub(super) fn to_message(topic: &str, id: String, fields: std::collections::Hash
 }
 
 #[async_trait::async_trait]
-impl PubSub for RedisPubSub {
+impl Lifecycle for RedisPubSub {
     async fn init(&self, metadata: Metadata) -> Result<()> {
         let settings = RedisSettings::from_metadata(&metadata)?;
         let options = Options {
@@ -134,7 +135,10 @@ impl PubSub for RedisPubSub {
         self.closing.send_replace(true);
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl PubSub for RedisPubSub {
     async fn publish(&self, request: PublishRequest) -> Result<()> {
         if request.topic.is_empty() {
             return Err(ComponentError::invalid("topic name is empty"));

@@ -15,11 +15,12 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::{BulkMessage, FailedEntry, Message, PubSub, PublishRequest};
+use crate::component::{Lifecycle, SharedLifecycle};
 use crate::kinds::{ComponentError, Deliveries, Delivery, Metadata, Result};
 use crate::wasm::bindings::pubsub::exports::plughost::components::pubsub as wit;
-use crate::wasm::bindings::pubsub::{PubsubComponent, PubsubComponentPre};
 use crate::wasm::instances::{Instances, spawn_until_closed};
-use crate::wasm::{LoadedComponent, from_wit, to_wit};
+use crate::wasm::{Exports, WasmComponent};
+use crate::wasm::{from_wit, to_wit};
 
 /// How many messages may wait in a subscriber's buffer before it reads them
 /// (the subscriber bounds what it holds unanswered after reading).
@@ -27,26 +28,23 @@ const BUFFERED: usize = 64;
 
 /// A [`PubSub`] backed by a WASM component.
 pub struct WasmPubSub {
-    instances: Arc<Instances<PubsubComponent>>,
+    component: Arc<WasmComponent>,
+    instances: Arc<Instances<Exports>>,
     published: Arc<Notify>,
-    /// Set by `close`: every subscription pump ends, and its stream with it.
-    closing: tokio::sync::watch::Sender<bool>,
 }
 
-crate::wasm_guest!(PubsubComponent, PubsubComponentPre);
-
 impl WasmPubSub {
-    /// An adapter for the component `name`, instantiated at `init`.
-    pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
+    /// The adapter of `component`'s kind.
+    pub fn new(component: &Arc<WasmComponent>) -> Self {
         Self {
-            instances: Arc::new(Instances::new(loaded, name)),
+            component: component.clone(),
+            instances: component.instances.clone(),
             published: Arc::new(Notify::new()),
-            closing: tokio::sync::watch::Sender::new(false),
         }
     }
 }
 
-async fn subscribe(instances: &Instances<PubsubComponent>, topic: &str, metadata: &Metadata) -> Result<u64> {
+async fn subscribe(instances: &Instances<Exports>, topic: &str, metadata: &Metadata) -> Result<u64> {
     let (topic, metadata) = (topic.to_owned(), to_wit(metadata));
     instances
         .call("subscribe", move |g, s| {
@@ -55,7 +53,7 @@ async fn subscribe(instances: &Instances<PubsubComponent>, topic: &str, metadata
         .await
 }
 
-async fn pull(instances: &Instances<PubsubComponent>, subscription: u64) -> Result<Option<wit::Message>> {
+async fn pull(instances: &Instances<Exports>, subscription: u64) -> Result<Option<wit::Message>> {
     let mut batch = instances
         .call_internal("pull", move |g, s| {
             Box::pin(async move { g.plughost_components_pubsub().call_pull(s, subscription, 1).await })
@@ -73,12 +71,7 @@ async fn pull(instances: &Instances<PubsubComponent>, subscription: u64) -> Resu
     Ok(Some(first))
 }
 
-async fn ack(
-    instances: &Instances<PubsubComponent>,
-    subscription: u64,
-    id: String,
-    failure: Option<String>,
-) -> Result<()> {
+async fn ack(instances: &Instances<Exports>, subscription: u64, id: String, failure: Option<String>) -> Result<()> {
     instances
         .call_internal("ack", move |g, s| {
             Box::pin(
@@ -90,7 +83,7 @@ async fn ack(
 
 /// Feeds one subscriber until it drops its stream, then unsubscribes.
 async fn pump(
-    instances: Arc<Instances<PubsubComponent>>,
+    instances: Arc<Instances<Exports>>,
     published: Arc<Notify>,
     topic: String,
     metadata: Metadata,
@@ -159,23 +152,6 @@ async fn pump(
 
 #[async_trait::async_trait]
 impl PubSub for WasmPubSub {
-    async fn init(&self, metadata: Metadata) -> Result<()> {
-        self.instances.init(metadata).await
-    }
-
-    async fn features(&self) -> Result<Vec<String>> {
-        self.instances.features().await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.instances.ping().await
-    }
-
-    async fn close(&self) -> Result<()> {
-        self.closing.send_replace(true);
-        Ok(())
-    }
-
     async fn publish(&self, request: PublishRequest) -> Result<()> {
         let request = wit::PublishRequest {
             topic: request.topic,
@@ -228,7 +204,16 @@ impl PubSub for WasmPubSub {
         let subscription = subscribe(&self.instances, topic, &metadata).await?;
         let (tx, deliveries) = Deliveries::channel(BUFFERED);
         let (instances, published) = (self.instances.clone(), self.published.clone());
-        spawn_until_closed(&self.closing, pump(instances, published, topic.to_owned(), metadata, subscription, tx));
+        spawn_until_closed(
+            &self.component.closing,
+            pump(instances, published, topic.to_owned(), metadata, subscription, tx),
+        );
         Ok(deliveries)
+    }
+}
+
+impl SharedLifecycle for WasmPubSub {
+    fn lifecycle(&self) -> &dyn Lifecycle {
+        &*self.component
     }
 }

@@ -2,6 +2,7 @@
 //! after Dapr's store of the same name. With `prefix` metadata only variables
 //! starting with it are visible, and names are given without it.
 
+use crate::component::Lifecycle;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -26,7 +27,7 @@ impl EnvSecretStore {
 }
 
 #[async_trait::async_trait]
-impl SecretStore for EnvSecretStore {
+impl Lifecycle for EnvSecretStore {
     async fn init(&self, metadata: Metadata) -> Result<()> {
         let prefix = metadata.get("prefix").cloned().unwrap_or_default();
         self.prefix.set(prefix).map_err(|_| ComponentError::internal("init called twice"))
@@ -39,7 +40,10 @@ impl SecretStore for EnvSecretStore {
     async fn ping(&self) -> Result<()> {
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl SecretStore for EnvSecretStore {
     async fn get(&self, key: &str, _metadata: Metadata) -> Result<Secret> {
         let name = format!("{}{key}", self.prefix());
         match std::env::var(&name) {

@@ -7,6 +7,7 @@
 //! The file is read once, at init; a missing or malformed file fails init with
 //! the path and the reason.
 
+use crate::component::Lifecycle;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
@@ -58,7 +59,7 @@ fn flatten(prefix: &str, value: &Value, separator: &str, out: &mut Secret) {
 }
 
 #[async_trait::async_trait]
-impl SecretStore for FileSecretStore {
+impl Lifecycle for FileSecretStore {
     async fn init(&self, metadata: Metadata) -> Result<()> {
         let path =
             metadata.get("secretsFile").ok_or_else(|| ComponentError::invalid("missing `secretsFile` metadata"))?;
@@ -99,7 +100,10 @@ impl SecretStore for FileSecretStore {
     async fn ping(&self) -> Result<()> {
         self.loaded().map(|_| ())
     }
+}
 
+#[async_trait::async_trait]
+impl SecretStore for FileSecretStore {
     async fn get(&self, key: &str, _metadata: Metadata) -> Result<Secret> {
         self.loaded()?.secrets.get(key).cloned().ok_or_else(|| ComponentError::NotFound(format!("secret `{key}`")))
     }

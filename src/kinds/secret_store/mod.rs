@@ -7,6 +7,7 @@ mod file;
 mod grpc;
 mod wasm;
 
+use crate::component::Lifecycle;
 use std::collections::BTreeMap;
 
 use super::{Metadata, Result};
@@ -24,21 +25,7 @@ pub const MULTIPLE_KEY_VALUES_PER_SECRET: &str = "MULTIPLE_KEY_VALUES_PER_SECRET
 
 /// A secret store, however it is hosted.
 #[async_trait::async_trait]
-pub trait SecretStore: Send + Sync + 'static {
-    /// Called once, before any other method, with `spec.metadata`.
-    async fn init(&self, metadata: Metadata) -> Result<()>;
-
-    /// Feature strings ([`MULTIPLE_KEY_VALUES_PER_SECRET`]).
-    async fn features(&self) -> Result<Vec<String>>;
-
-    /// Liveness probe.
-    async fn ping(&self) -> Result<()>;
-
-    /// Called once at host shutdown; releases what the component holds.
-    async fn close(&self) -> Result<()> {
-        Ok(())
-    }
-
+pub trait SecretStore: Lifecycle {
     /// The secret named `key`; `NotFound` if there is none.
     async fn get(&self, key: &str, metadata: Metadata) -> Result<Secret>;
 

@@ -5,39 +5,27 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Secret, SecretStore};
+use crate::component::{Lifecycle, SharedLifecycle};
 use crate::kinds::{Metadata, Result};
-use crate::wasm::bindings::secret_store::{SecretStoreComponent, SecretStoreComponentPre};
 use crate::wasm::instances::Instances;
-use crate::wasm::{LoadedComponent, to_wit};
+use crate::wasm::to_wit;
+use crate::wasm::{Exports, WasmComponent};
 
 /// A [`SecretStore`] backed by a WASM component.
 pub struct WasmSecretStore {
-    instances: Instances<SecretStoreComponent>,
+    component: Arc<WasmComponent>,
+    instances: Arc<Instances<Exports>>,
 }
 
-crate::wasm_guest!(SecretStoreComponent, SecretStoreComponentPre);
-
 impl WasmSecretStore {
-    /// An adapter for the component `name`, instantiated at `init`.
-    pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
-        Self { instances: Instances::new(loaded, name) }
+    /// The adapter of `component`'s kind.
+    pub fn new(component: &Arc<WasmComponent>) -> Self {
+        Self { component: component.clone(), instances: component.instances.clone() }
     }
 }
 
 #[async_trait::async_trait]
 impl SecretStore for WasmSecretStore {
-    async fn init(&self, metadata: Metadata) -> Result<()> {
-        self.instances.init(metadata).await
-    }
-
-    async fn features(&self) -> Result<Vec<String>> {
-        self.instances.features().await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.instances.ping().await
-    }
-
     async fn get(&self, key: &str, metadata: Metadata) -> Result<Secret> {
         let (key, metadata) = (key.to_owned(), to_wit(&metadata));
         let secret = self
@@ -58,5 +46,11 @@ impl SecretStore for WasmSecretStore {
             })
             .await?;
         Ok(all.into_iter().map(|(name, values)| (name, values.into_iter().collect())).collect())
+    }
+}
+
+impl SharedLifecycle for WasmSecretStore {
+    fn lifecycle(&self) -> &dyn Lifecycle {
+        &*self.component
     }
 }

@@ -2,16 +2,17 @@
 //! `StateStore` / `TransactionalStateStore` services (spec A8), field for
 //! field.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
     BulkStateItem, Concurrency, Consistency, DeleteRequest, GetRequest, SetRequest, StateItem, StateOptions,
     StateStore, TTL_IN_SECONDS, TransactionOperation, features,
 };
-use crate::grpc::pb::components as pb;
-use crate::grpc::{ComponentChannel, Link, client, hook, request};
+use crate::component::{Lifecycle, SharedLifecycle};
 use crate::kinds::{ComponentError, ComponentKind, Metadata, Result};
+use crate::pluggable::{ComponentChannel, GrpcLifecycle, Link, client, request};
+use crate::proto::components as pb;
 
 type Client = pb::state_store_client::StateStoreClient<ComponentChannel>;
 type TxClient = pb::transactional_state_store_client::TransactionalStateStoreClient<ComponentChannel>;
@@ -23,18 +24,19 @@ const MULTI_MAX_SIZE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A [`StateStore`] served by a Dapr pluggable component on a Unix socket.
 #[derive(Debug)]
 pub struct GrpcStateStore {
+    lifecycle: Arc<GrpcLifecycle>,
     link: Link,
-    /// `Features` as last answered (refreshed after every reconnection).
-    features: Arc<Mutex<Option<Vec<String>>>>,
     /// `MultiMaxSize`, asked once on the first transaction; `None` = no limit
     /// (also when the component answers `UNIMPLEMENTED`, as SDK-built ones do).
     multi_max_size: tokio::sync::OnceCell<Option<usize>>,
 }
 
 impl GrpcStateStore {
-    /// A store over `link`; nothing is dialed before `init`.
-    pub fn new(link: Link) -> Self {
-        Self { link, features: Arc::default(), multi_max_size: tokio::sync::OnceCell::new() }
+    /// The state side of the component of `lifecycle`; nothing is dialed
+    /// before `init`.
+    pub fn new(lifecycle: &Arc<GrpcLifecycle>) -> Self {
+        let link = lifecycle.link().clone();
+        Self { lifecycle: lifecycle.clone(), link, multi_max_size: tokio::sync::OnceCell::new() }
     }
 
     fn max(&self) -> usize {
@@ -57,14 +59,6 @@ impl GrpcStateStore {
             }
             Err(_) => None,
         }
-    }
-}
-
-async fn ask_features(channel: ComponentChannel, timeout: Duration, max: usize) -> Result<Vec<String>, tonic::Status> {
-    match client!(Client, max, channel).features(request(pb::FeaturesRequest {}, timeout)).await {
-        Ok(response) => Ok(response.into_inner().features),
-        Err(status) if status.code() == tonic::Code::Unimplemented => Ok(Vec::new()),
-        Err(status) => Err(status),
     }
 }
 
@@ -147,47 +141,6 @@ fn conditional(etag: &Option<String>, options: &StateOptions, metadata: &Metadat
 
 #[async_trait::async_trait]
 impl StateStore for GrpcStateStore {
-    async fn init(&self, metadata: Metadata) -> Result<()> {
-        let metadata = self.link.take_settings(metadata)?;
-        let max = self.max();
-        let init =
-            pb::InitRequest { metadata: Some(pb::MetadataRequest { properties: metadata.into_iter().collect() }) };
-        let features = self.features.clone();
-        self.link
-            .init(hook!(Client, ComponentKind::State, max, init, move |channel, timeout| {
-                let features = features.clone();
-                Box::pin(async move {
-                    let list = ask_features(channel, timeout, max).await?;
-                    *features.lock().expect("features lock") = Some(list);
-                    Ok(())
-                })
-            }))
-            .await
-    }
-
-    async fn features(&self) -> Result<Vec<String>> {
-        let max = self.max();
-        let list = self
-            .link
-            .call(None, |ch, t| async move { ask_features(ch, t, max).await.map(tonic::Response::new) })
-            .await?;
-        *self.features.lock().expect("features lock") = Some(list.clone());
-        Ok(list)
-    }
-
-    async fn ping(&self) -> Result<()> {
-        let max = self.max();
-        self.link
-            .call(None, |ch, t| async move { client!(Client, max, ch).ping(request(pb::PingRequest {}, t)).await })
-            .await?;
-        Ok(())
-    }
-
-    async fn close(&self) -> Result<()> {
-        self.link.close();
-        Ok(())
-    }
-
     async fn get(&self, r: GetRequest) -> Result<Option<StateItem>> {
         let (max, key) = (self.max(), r.key.clone());
         let message = to_get(r);
@@ -268,7 +221,7 @@ impl StateStore for GrpcStateStore {
     }
 
     async fn transact(&self, operations: Vec<TransactionOperation>, metadata: Metadata) -> Result<()> {
-        let known = self.features.lock().expect("features lock").clone();
+        let known = self.lifecycle.features_of(ComponentKind::State);
         if known.is_some_and(|f| !f.iter().any(|f| f == features::TRANSACTIONAL)) {
             return Err(ComponentError::NotSupported(format!(
                 "component `{}` does not advertise TRANSACTIONAL",
@@ -303,5 +256,11 @@ impl StateStore for GrpcStateStore {
             .call(None, |ch, t| async move { client!(TxClient, max, ch).transact(request(message, t)).await })
             .await?;
         Ok(())
+    }
+}
+
+impl SharedLifecycle for GrpcStateStore {
+    fn lifecycle(&self) -> &dyn Lifecycle {
+        &*self.lifecycle
     }
 }

@@ -2,6 +2,7 @@
 //! reference implementation of the rules in `rules.rs`; useful for tests and
 //! for caches.
 
+use crate::component::Lifecycle;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -92,7 +93,7 @@ impl Inner {
 }
 
 #[async_trait::async_trait]
-impl StateStore for MemoryStateStore {
+impl Lifecycle for MemoryStateStore {
     async fn init(&self, _metadata: Metadata) -> Result<()> {
         Ok(())
     }
@@ -104,7 +105,10 @@ impl StateStore for MemoryStateStore {
     async fn ping(&self) -> Result<()> {
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl StateStore for MemoryStateStore {
     async fn get(&self, request: GetRequest) -> Result<Option<StateItem>> {
         let inner = self.inner.lock().expect("state lock poisoned");
         let no_changes = Changes::new();

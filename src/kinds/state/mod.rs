@@ -17,6 +17,7 @@ mod sqlite;
 mod wasm;
 
 use super::{Metadata, Result};
+use crate::component::Lifecycle;
 
 pub use self::redis::{ETAG_COUNTER_KEY, RedisStateStore};
 pub use grpc::GrpcStateStore;
@@ -178,23 +179,7 @@ pub enum TransactionOperation {
 /// that cannot run calls in parallel (one WASM instance) serializes them
 /// itself. Keys are opaque strings (any Unicode); values are opaque bytes.
 #[async_trait::async_trait]
-pub trait StateStore: Send + Sync + 'static {
-    /// Called once, before any other method, with the component's
-    /// `spec.metadata`. Adapters forward it (gRPC `Init`, WIT `init`).
-    async fn init(&self, metadata: Metadata) -> Result<()>;
-
-    /// The feature strings this store supports ([`features`]). Callers use it
-    /// to refuse transactions up front, as daprd does.
-    async fn features(&self) -> Result<Vec<String>>;
-
-    /// Liveness probe; cheap, no side effects.
-    async fn ping(&self) -> Result<()>;
-
-    /// Called once at host shutdown; releases what the component holds.
-    async fn close(&self) -> Result<()> {
-        Ok(())
-    }
-
+pub trait StateStore: Lifecycle {
     /// The value under `key`, or `None` if there is none (or it expired).
     async fn get(&self, request: GetRequest) -> Result<Option<StateItem>>;
 

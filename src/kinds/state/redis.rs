@@ -8,6 +8,7 @@
 //! plughost instances on one Redis see exactly one winner. Reads are one
 //! script too (`redis_get.lua`), returning the value and its remaining TTL.
 
+use crate::component::Lifecycle;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -115,7 +116,7 @@ fn refusal(e: &RedisError, keys: &[String]) -> Option<ComponentError> {
 type GetReply = Option<(String, Option<Vec<u8>>, Option<String>, Option<String>, i64)>;
 
 #[async_trait::async_trait]
-impl StateStore for RedisStateStore {
+impl Lifecycle for RedisStateStore {
     async fn init(&self, metadata: Metadata) -> Result<()> {
         let settings = RedisSettings::from_metadata(&metadata)?;
         let default_ttl = match integer(&metadata, TTL_IN_SECONDS, 0)? {
@@ -135,7 +136,10 @@ impl StateStore for RedisStateStore {
         let (_, conn, _) = self.parts()?;
         ::redis::cmd("PING").query_async::<()>(&mut conn.clone()).await.map_err(|e| self.error(e))
     }
+}
 
+#[async_trait::async_trait]
+impl StateStore for RedisStateStore {
     async fn get(&self, request: GetRequest) -> Result<Option<StateItem>> {
         let (_, conn, _) = self.parts()?;
         let reply: GetReply =

@@ -16,6 +16,7 @@
 //! counter lives in the database, so an ETag is never reissued, not even
 //! after a restart.
 
+use crate::component::Lifecycle;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -196,7 +197,7 @@ fn apply_delete(tx: &Transaction<'_>, request: DeleteRequest, now: i64) -> Resul
 }
 
 #[async_trait::async_trait]
-impl StateStore for SqliteStateStore {
+impl Lifecycle for SqliteStateStore {
     async fn init(&self, metadata: Metadata) -> Result<()> {
         let path = match metadata.get("connectionString").filter(|s| !s.is_empty()) {
             Some(given) => {
@@ -227,7 +228,10 @@ impl StateStore for SqliteStateStore {
     async fn ping(&self) -> Result<()> {
         self.with_conn(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_error)).await
     }
+}
 
+#[async_trait::async_trait]
+impl StateStore for SqliteStateStore {
     async fn get(&self, request: GetRequest) -> Result<Option<StateItem>> {
         let busy = match self.read_inline(&request.key)? {
             Ok(item) => return Ok(item),

@@ -7,24 +7,24 @@ use super::{
     BulkStateItem, Concurrency, Consistency, DeleteRequest, GetRequest, SetRequest, StateItem, StateOptions,
     StateStore, TransactionOperation,
 };
+use crate::component::{Lifecycle, SharedLifecycle};
 use crate::kinds::{ComponentError, Metadata, Result};
 use crate::wasm::bindings::state::exports::plughost::components::state as wit;
-use crate::wasm::bindings::state::{StateComponent, StateComponentPre};
 use crate::wasm::instances::Instances;
-use crate::wasm::{LoadedComponent, from_wit, to_wit};
+use crate::wasm::{Exports, WasmComponent};
+use crate::wasm::{from_wit, to_wit};
 
 /// A [`StateStore`] backed by a WASM component's instance(s); see
 /// [`crate::wasm::instances`] for how calls are isolated.
 pub struct WasmStateStore {
-    instances: Instances<StateComponent>,
+    component: Arc<WasmComponent>,
+    instances: Arc<Instances<Exports>>,
 }
 
-crate::wasm_guest!(StateComponent, StateComponentPre);
-
 impl WasmStateStore {
-    /// An adapter for the component `name`, instantiated at `init`.
-    pub fn new(loaded: Arc<LoadedComponent>, name: &str) -> Self {
-        Self { instances: Instances::new(loaded, name) }
+    /// The adapter of `component`'s kind.
+    pub fn new(component: &Arc<WasmComponent>) -> Self {
+        Self { component: component.clone(), instances: component.instances.clone() }
     }
 }
 
@@ -80,18 +80,6 @@ fn bulk_result(failed: Vec<wit::KeyError>) -> Result<()> {
 
 #[async_trait::async_trait]
 impl StateStore for WasmStateStore {
-    async fn init(&self, metadata: Metadata) -> Result<()> {
-        self.instances.init(metadata).await
-    }
-
-    async fn features(&self) -> Result<Vec<String>> {
-        self.instances.features().await
-    }
-
-    async fn ping(&self) -> Result<()> {
-        self.instances.ping().await
-    }
-
     async fn get(&self, request: GetRequest) -> Result<Option<StateItem>> {
         let request = get_request(request);
         let found = self
@@ -164,5 +152,11 @@ impl StateStore for WasmStateStore {
                 Box::pin(async move { g.plughost_components_state().call_transact(s, &operations, &metadata).await })
             })
             .await
+    }
+}
+
+impl SharedLifecycle for WasmStateStore {
+    fn lifecycle(&self) -> &dyn Lifecycle {
+        &*self.component
     }
 }

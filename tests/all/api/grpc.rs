@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use plughost::grpc::pb::dapr::proto::common::v1 as common;
-use plughost::grpc::pb::runtime as rt;
 use plughost::kinds::Metadata;
+use plughost::proto::common;
+use plughost::proto::runtime as rt;
 use prost::Message as _;
 use rt::dapr_client::DaprClient;
 use rt::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Incoming;

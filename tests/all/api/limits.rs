@@ -8,8 +8,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use plughost::grpc::pb::dapr::proto::common::v1 as common;
-use plughost::grpc::pb::runtime as rt;
+use plughost::proto::common;
+use plughost::proto::runtime as rt;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

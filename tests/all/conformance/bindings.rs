@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 pub async fn lists_operations(binding: Arc<dyn OutputBinding>) {
     binding.ping().await.unwrap();
-    let ops: HashSet<String> = binding.operations().await.unwrap().into_iter().collect();
+    let ops: HashSet<String> = binding.features().await.unwrap().into_iter().collect();
     for wanted in ["create", "get", "delete", "list"] {
         assert!(ops.contains(wanted), "missing operation {wanted} in {ops:?}");
     }

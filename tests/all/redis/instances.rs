@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plughost::grpc::pb::runtime as rt;
+use plughost::proto::runtime as rt;
 use rt::dapr_client::DaprClient;
 use rt::subscribe_topic_events_request_alpha1::SubscribeTopicEventsRequestType as Incoming;
 use rt::subscribe_topic_events_response_alpha1::SubscribeTopicEventsResponseType as Outgoing;

@@ -11,6 +11,7 @@ pub const GUESTS: &[&str] = &[
     "wasm-pubsub",
     "wasm-output-binding",
     "wasm-input-binding",
+    "wasm-bindings-loop",
     "wasm-secret-store",
     "wasm-state-loop",
     "wasm-state-memory-bomb",

@@ -1,6 +1,9 @@
-//! Generated protobuf and gRPC code for Dapr's protocols. Nothing else in the
-//! crate calls `include_proto!`. Modules nest like the packages, because
-//! prost refers across packages with relative paths.
+//! Generated protobuf and gRPC code for Dapr's protocols, both roles:
+//! `components` for the pluggable components plughost calls
+//! ([`crate::pluggable`]), `runtime` for the sidecar API apps call
+//! ([`crate::api`]). Nothing else in the crate calls `include_proto!`.
+//! Modules nest like the packages, because prost refers across packages
+//! with relative paths.
 #![allow(missing_docs, clippy::all, clippy::pedantic)]
 
 pub mod dapr {
@@ -23,6 +26,8 @@ pub mod dapr {
     }
 }
 
+/// `dapr.proto.common.v1`: messages both share.
+pub use dapr::proto::common::v1 as common;
 /// `dapr.proto.components.v1`: the pluggable component protocol.
 pub use dapr::proto::components::v1 as components;
 /// `dapr.proto.runtime.v1`: the sidecar API.

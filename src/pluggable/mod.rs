@@ -1,7 +1,12 @@
-//! gRPC mode: components in other processes, speaking Dapr's pluggable
-//! component protocol (`dapr.proto.components.v1`, generated in [`pb`]) over
-//! Unix sockets.
+//! Dapr pluggable components over Unix sockets (plughost's gRPC *mode*):
+//! components in other processes, speaking Dapr's pluggable component
+//! protocol (`dapr.proto.components.v1`, generated in
+//! [`proto::components`](crate::proto::components)). Not to be confused
+//! with the sidecar's own gRPC API ([`crate::api`]), the other gRPC role.
 //!
+//! * [`GrpcLifecycle`]: `Init`, `Features`, `Ping`, close of one component,
+//!   for every kind it serves, by method path (one implementation for all
+//!   five services).
 //! * [`discovery`]: which sockets a folder holds and what each one serves
 //!   (server reflection, v1 then v1alpha), each step with a deadline.
 //! * [`SocketDirectory`]: the watched socket folder; the component types it
@@ -19,11 +24,12 @@
 //!   [`Deliveries`](crate::kinds::Deliveries) that survive reconnections.
 //!
 //! The per-kind adapters live with their kinds (`GrpcStateStore` in
-//! `kinds/state/grpc.rs`, ...).
+//! `kinds/state/grpc.rs`, ...); `component::modes` puts them on a
+//! [`GrpcLifecycle`]. Nothing here imports an adapter or the registry.
 
 pub mod discovery;
+mod lifecycle;
 mod link;
-pub mod pb;
 mod sockets;
 pub(crate) mod status;
 pub(crate) mod stream;
@@ -31,8 +37,9 @@ pub mod trust;
 
 use std::time::Duration;
 
+pub use lifecycle::GrpcLifecycle;
 pub use link::{CALL_TIMEOUT_KEY, ComponentChannel, ComponentName, Link};
-pub use sockets::{SocketDirectory, SocketReport};
+pub use sockets::{Provider, SocketDirectory, SocketReport};
 
 /// The gRPC metadata header naming the configured component on every call
 /// and stream, `Init` included (spec A5): the SDKs keep one instance per value.
@@ -112,37 +119,3 @@ macro_rules! client {
     };
 }
 pub(crate) use client;
-
-/// The [`Hook`] of an adapter whose generated client is `$client`: `Init`
-/// with the request `$init`, then `$refresh` (`Features`, `ListOperations`
-/// or nothing), and `Ping`. The same for every kind but for those three.
-macro_rules! hook {
-    ($client:ty, $kind:expr, $max:expr, $init:expr, $refresh:expr) => {{
-        let (max, init) = ($max, $init);
-        $crate::grpc::Hook {
-            kind: $kind,
-            init: Box::new(move |channel, timeout| {
-                let init = init.clone();
-                Box::pin(async move {
-                    $crate::grpc::client!($client, max, channel)
-                        .init($crate::grpc::request(init, timeout))
-                        .await
-                        .map(drop)
-                })
-            }),
-            refresh: Box::new($refresh),
-            ping: Box::new(move |channel, timeout| {
-                Box::pin(async move {
-                    let ping = $crate::grpc::pb::components::PingRequest {};
-                    $crate::grpc::client!($client, max, channel)
-                        .ping($crate::grpc::request(ping, timeout))
-                        .await
-                        .map(drop)
-                })
-            }),
-        }
-    }};
-}
-pub(crate) use hook;
-
-pub(crate) use link::Hook;

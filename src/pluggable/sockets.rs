@@ -26,14 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::discovery::{self, Candidate};
-use super::{GrpcOptions, Link, trust};
+use super::{GrpcOptions, trust};
 use crate::kinds::ComponentKind;
-use crate::kinds::input_binding::GrpcInputBinding;
-use crate::kinds::output_binding::GrpcOutputBinding;
-use crate::kinds::pubsub::GrpcPubSub;
-use crate::kinds::secret_store::GrpcSecretStore;
-use crate::kinds::state::GrpcStateStore;
-use crate::registry::{Factory, FactoryContext, Instance, Mode};
 
 /// How long a socket that could not be used waits before it is asked again
 /// (unless it is re-created sooner).
@@ -50,11 +44,13 @@ pub struct SocketReport {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
+/// The socket serving one component type.
 #[derive(Debug, Clone)]
-struct Provider {
-    socket: PathBuf,
+pub struct Provider {
+    /// The socket.
+    pub socket: PathBuf,
     /// The kinds behind one type: one, or input and output for `bindings.*`.
-    kinds: Vec<ComponentKind>,
+    pub kinds: Vec<ComponentKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,9 +258,7 @@ impl SocketDirectory {
     /// Whether a socket could ever provide `type_name` (it has a kind prefix:
     /// `state.`, `pubsub.`, `bindings.`, `secretstores.`).
     pub fn could_provide(type_name: &str) -> bool {
-        ComponentKind::ALL
-            .iter()
-            .any(|k| type_name.strip_prefix(k.type_prefix()).is_some_and(|r| r.len() > 1 && r.starts_with('.')))
+        !ComponentKind::of_type(type_name).is_empty()
     }
 
     /// Waits until a scan registers `type_name`, at most `deadline`; `true`
@@ -305,30 +299,13 @@ impl SocketDirectory {
         report
     }
 
-    /// The factory of `type_name`, if a socket provides it: each component
-    /// made gets its own [`Link`] to the socket.
-    pub fn factory(&self, type_name: &str) -> Option<Factory> {
-        let provider = self.state.lock().expect("sockets lock").types.get(&type_name.to_lowercase())?.clone();
-        let options = self.options.clone();
-        let source = provider.socket.display().to_string();
-        Some(Factory::new(Mode::Grpc, source, move |ctx: FactoryContext| {
-            let made = instance(&ctx, &provider, options.clone());
-            async move { made }
-        }))
+    /// Notified after every scan that registered new types.
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.changes.subscribe()
     }
-}
 
-fn instance(ctx: &FactoryContext, provider: &Provider, options: GrpcOptions) -> anyhow::Result<Instance> {
-    let link = Link::new(&ctx.name, &provider.socket, options, ctx.health.clone())?;
-    let has = |kind| provider.kinds.contains(&kind);
-    Ok(match provider.kinds.first() {
-        Some(ComponentKind::State) => Instance::State(Arc::new(GrpcStateStore::new(link))),
-        Some(ComponentKind::PubSub) => Instance::PubSub(Arc::new(GrpcPubSub::new(link))),
-        Some(ComponentKind::SecretStore) => Instance::SecretStore(Arc::new(GrpcSecretStore::new(link))),
-        Some(ComponentKind::InputBinding | ComponentKind::OutputBinding) => Instance::Bindings {
-            input: has(ComponentKind::InputBinding).then(|| Arc::new(GrpcInputBinding::new(link.clone())) as _),
-            output: has(ComponentKind::OutputBinding).then(|| Arc::new(GrpcOutputBinding::new(link)) as _),
-        },
-        None => anyhow::bail!("socket {} provides no kind", provider.socket.display()),
-    })
+    /// The socket providing `type_name`, if one does.
+    pub fn provider(&self, type_name: &str) -> Option<Provider> {
+        self.state.lock().expect("sockets lock").types.get(&type_name.to_lowercase()).cloned()
+    }
 }

@@ -41,9 +41,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::{GrpcOptions, INSTANCE_HEADER, status};
+use crate::component::Health;
 use crate::config::parse_go_duration;
 use crate::kinds::{ComponentError, ComponentKind, Metadata};
-use crate::registry::Health;
 
 /// The metadata key of a component's own call deadline (see
 /// [`Link::take_settings`]); it is not passed on to the component.
