@@ -17,6 +17,7 @@ mod engine;
 mod host_state;
 pub(crate) mod instances;
 pub mod prescan;
+pub(crate) mod pull;
 pub mod settings;
 
 use std::path::{Path, PathBuf};
