@@ -8,7 +8,6 @@ mod wasm;
 use super::{Deliveries, Metadata, Result};
 
 pub use cron::CronBinding;
-pub(crate) use cron::parse_duration;
 pub use grpc::GrpcInputBinding;
 pub use wasm::WasmInputBinding;
 
