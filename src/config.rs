@@ -394,12 +394,8 @@ fn to_spec(raw: RawDocument, doc: &str, first_line: usize) -> DocResult<Option<C
         .ok_or((name_line, format!("component `{name}` has no `spec.type`")))?;
     let init_timeout = match spec.init_timeout.as_deref().filter(|t| !t.is_empty()) {
         None => DEFAULT_INIT_TIMEOUT,
-        Some(text) => parse_go_duration(text).ok_or_else(|| {
-            (
-                at("initTimeout", None),
-                format!("component `{name}`: initTimeout `{text}` is not a duration like 5s or 1m30s"),
-            )
-        })?,
+        Some(text) => crate::units::parse_duration(text)
+            .map_err(|e| (at("initTimeout", None), format!("component `{name}`: initTimeout {e}")))?,
     };
     let mut annotations = BTreeMap::new();
     for (key, value) in raw.metadata.annotations {
@@ -457,33 +453,6 @@ fn yaml_scalar(value: Option<serde_yaml::Value>) -> Result<String, String> {
         Some(Value::Number(n)) => Ok(n.to_string()),
         Some(_) => Err("value must be a string, number or boolean".into()),
     }
-}
-
-/// Parses a Go duration (`300ms`, `1.5s`, `1m30s`, `2h`).
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let seconds = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += number * seconds;
-        rest = &rest[unit_end..];
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]
@@ -569,15 +538,5 @@ metadata:
         let both = format!("{base}  metadata:\n    - name: a\n      value: b\n      secretKeyRef: {{name: c}}\n");
         assert_eq!(parse(&both).unwrap_err()[0].line, Some(8));
         assert!(parse("kind: Component\nmetadata: {name: x}\n").unwrap_err()[0].reason.contains("apiVersion"));
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("300ms"), Some(Duration::from_millis(300)));
-        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_go_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_go_duration("5"), None);
-        assert_eq!(parse_go_duration("5x"), None);
-        assert_eq!(parse_go_duration("99999999999999999999999h"), None, "too large is refused, not a panic");
     }
 }

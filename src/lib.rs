@@ -30,6 +30,7 @@
 //! * [`health`]: the periodic health probe of every component, every mode.
 //! * [`supervisor`]: component processes plughost starts, restarts and
 //!   stops (`plughost.io/command` annotations).
+//! * [`units`]: the one duration parser (Go's) and the one size parser.
 //! * [`appchannel`]: the sidecar calling the app (`--app-port`): pub/sub
 //!   messages to its routes, input binding events, health checks.
 //! * [`Host`]: configuration → factories → `init` → [`Registry`], and shutdown.
@@ -63,6 +64,7 @@ pub mod proto;
 pub mod registry;
 pub mod resiliency;
 pub mod supervisor;
+pub mod units;
 pub mod wasm;
 
 // What an embedder needs, at the root: the host, the component model, the

@@ -255,19 +255,13 @@ impl ApiArgs {
     }
 }
 
-/// `4194304`, `4Mi`, `512Ki`, `1Gi` (also with `B`: `4MiB`).
+/// `4194304`, `4Mi`, `512Ki`, `1Gi` (also with `B`: `4MiB`); not zero.
 fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let scale: usize = match unit.trim() {
-        "" | "B" => 1,
-        "Ki" | "KiB" => 1 << 10,
-        "Mi" | "MiB" => 1 << 20,
-        "Gi" | "GiB" => 1 << 30,
-        other => return Err(format!("unknown unit `{other}` (use bytes, Ki, Mi or Gi)")),
-    };
-    let size = number.parse::<usize>().ok().and_then(|n| n.checked_mul(scale)).filter(|&n| n > 0);
-    size.ok_or_else(|| format!("`{text}` is not a size (e.g. 4194304 or 4Mi)"))
+    match plughost::units::parse_size(text) {
+        Ok(0) => Err("the size must be more than 0".to_owned()),
+        Ok(size) => Ok(size),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl Sources {

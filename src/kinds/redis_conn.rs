@@ -31,11 +31,7 @@ pub(crate) fn get<'a>(metadata: &'a Metadata, name: &str) -> Option<&'a str> {
 /// otherwise `500ms`, `15s`, `2m`, `1h`.
 pub(crate) fn duration(metadata: &Metadata, name: &str, default: Duration) -> Result<Duration> {
     let Some(text) = get(metadata, name) else { return Ok(default) };
-    if let Ok(millis) = text.parse::<u64>() {
-        return Ok(Duration::from_millis(millis));
-    }
-    crate::kinds::input_binding::parse_duration(text)
-        .ok_or_else(|| ComponentError::invalid(format!("{name}: `{text}` is not a duration (ms, or like 500ms, 15s)")))
+    crate::units::parse_duration_or_millis(text).map_err(|e| ComponentError::invalid(format!("{name}: {e}")))
 }
 
 /// An integer metadata value.

@@ -42,7 +42,6 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::{GrpcOptions, INSTANCE_HEADER, status};
 use crate::component::Health;
-use crate::config::parse_go_duration;
 use crate::kinds::{ComponentError, ComponentKind, Metadata};
 
 /// The metadata key of a component's own call deadline (see
@@ -194,7 +193,7 @@ impl Link {
     /// component. A malformed value is an error naming the key.
     pub fn take_settings(&self, mut metadata: Metadata) -> Result<Metadata, ComponentError> {
         if let Some(value) = metadata.remove(CALL_TIMEOUT_KEY) {
-            let timeout = parse_go_duration(&value).filter(|d| !d.is_zero() && *d <= MAX_CALL_TIMEOUT).ok_or_else(|| {
+            let timeout = crate::units::parse_duration(&value).ok().filter(|d| !d.is_zero() && *d <= MAX_CALL_TIMEOUT).ok_or_else(|| {
                 ComponentError::invalid(format!(
                     "metadata `{CALL_TIMEOUT_KEY}` of component `{}`: cannot use `{value}` (a duration such as \"30s\", at most 24h)",
                     self.0.name

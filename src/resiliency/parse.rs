@@ -12,7 +12,7 @@ use serde_yaml::Value;
 use super::breaker::{BreakerPolicy, Trip};
 use super::policy::{Backoff, RetryPolicy};
 use super::{Named, PolicyNames, Resiliency, Target};
-use crate::config::{Origin, parse_go_duration};
+use crate::config::Origin;
 
 type DocResult<T> = Result<T, (usize, String)>;
 
@@ -237,10 +237,7 @@ fn duration(value: &Value) -> Result<Duration, String> {
         Value::Number(n) => n.to_string(),
         _ => return Err("expected a duration such as 500ms, 5s or 1m30s".into()),
     };
-    if let Ok(millis) = text.parse::<u64>() {
-        return Ok(Duration::from_millis(millis));
-    }
-    parse_go_duration(&text).ok_or_else(|| format!("`{text}` is not a duration such as 500ms, 5s or 1m30s"))
+    crate::units::parse_duration_or_millis(&text).map_err(|e| e.to_string())
 }
 
 fn integer(value: &Value) -> Option<i64> {

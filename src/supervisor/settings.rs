@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{ComponentSpec, Origin, parse_go_duration};
+use crate::config::{ComponentSpec, Origin};
 use crate::pluggable::SocketDirectory;
 use crate::pluggable::discovery::MAX_SOCKET_PATH;
 
@@ -122,9 +122,8 @@ impl ProcessSettings {
         let duration = |key: &str, default: Duration| -> Result<Duration, String> {
             match ours.get(key) {
                 None => Ok(default),
-                Some(text) => parse_go_duration(text).ok_or_else(|| {
-                    format!("annotation `{ANNOTATION_PREFIX}{key}`: `{text}` is not a duration like 5s")
-                }),
+                Some(text) => crate::units::parse_duration(text)
+                    .map_err(|e| format!("annotation `{ANNOTATION_PREFIX}{key}`: {e}")),
             }
         };
         let count = |key: &str, default: u32| -> Result<u32, String> {

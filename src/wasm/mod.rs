@@ -20,6 +20,7 @@ mod exports;
 mod host_state;
 pub(crate) mod instances;
 pub mod prescan;
+pub(crate) mod pull;
 pub mod settings;
 
 use std::path::{Path, PathBuf};

@@ -16,8 +16,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::parse_go_duration;
 use crate::kinds::{ComponentError, Metadata};
+use crate::units::{parse_duration, parse_size};
 
 /// Longest `wasm.callTimeout` accepted.
 pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -61,20 +61,6 @@ impl Default for WasmSettings {
     }
 }
 
-fn bytes(text: &str) -> Option<usize> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: usize = number.parse().ok()?;
-    let scale = match unit.trim() {
-        "" => 1,
-        "Ki" | "KiB" => 1 << 10,
-        "Mi" | "MiB" => 1 << 20,
-        "Gi" | "GiB" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(scale)
-}
-
 fn flag(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Some(true),
@@ -101,10 +87,12 @@ impl WasmSettings {
             };
             let bad = || ComponentError::invalid(format!("metadata `{key}`: cannot use `{value}`"));
             match name {
-                "maxMemory" => settings.max_memory = bytes(&value).filter(|b| *b > 0).ok_or_else(bad)?,
+                "maxMemory" => settings.max_memory = parse_size(&value).ok().filter(|b| *b > 0).ok_or_else(bad)?,
                 "callTimeout" => {
-                    settings.call_timeout =
-                        parse_go_duration(&value).filter(|d| !d.is_zero() && *d <= MAX_CALL_TIMEOUT).ok_or_else(bad)?
+                    settings.call_timeout = parse_duration(&value)
+                        .ok()
+                        .filter(|d| !d.is_zero() && *d <= MAX_CALL_TIMEOUT)
+                        .ok_or_else(bad)?
                 }
                 "fuel" => settings.fuel = Some(value.trim().parse().map_err(|_| bad())?),
                 "stateless" => stateless = flag(&value).ok_or_else(bad)?,
@@ -122,7 +110,7 @@ impl WasmSettings {
                 }
                 "network" => settings.network = flag(&value).ok_or_else(bad)?,
                 "pollInterval" => {
-                    settings.poll_interval = parse_go_duration(&value).filter(|d| !d.is_zero()).ok_or_else(bad)?
+                    settings.poll_interval = parse_duration(&value).ok().filter(|d| !d.is_zero()).ok_or_else(bad)?
                 }
                 _ => return Err(ComponentError::invalid(format!("unknown WASM setting `{key}`"))),
             }

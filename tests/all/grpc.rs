@@ -18,7 +18,7 @@ use plughost::proto::components as pb;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
-use crate::support::grpc::{ComponentProcess, Program, short_tempdir};
+use crate::support::grpc::{ComponentProcess, Program, quick_options, short_tempdir, socket_host};
 
 /// An in-process server or listener, stopped when dropped.
 struct Task(tokio::task::JoinHandle<()>);
@@ -26,16 +26,6 @@ struct Task(tokio::task::JoinHandle<()>);
 impl Drop for Task {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Options that make the tests quick: fast pings and probes.
-fn quick() -> GrpcOptions {
-    GrpcOptions {
-        ping_interval: Duration::from_millis(200),
-        probe_timeout: Duration::from_millis(800),
-        watch_interval: Duration::from_millis(100),
-        ..GrpcOptions::default()
     }
 }
 
@@ -177,9 +167,7 @@ async fn discovery_loads_the_good_socket_and_reports_four_bad_ones() {
     let _bare = serve_recorder(&sockets.join("bare.sock"), Recorder::default(), false);
 
     let started = Instant::now();
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
+    let host = socket_host(dir.path(), &sockets, GrpcOptions::default())
         .component(ComponentSpec::new("store", "state.good"))
         .build()
         .await
@@ -222,13 +210,7 @@ async fn hung_sockets_are_reported_after_the_probe_deadline_and_v1alpha_reflecti
     }));
 
     let started = Instant::now();
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
-        .grpc_options(quick())
-        .build()
-        .await
-        .unwrap();
+    let host = socket_host(dir.path(), &sockets, quick_options()).build().await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(3), "the hung socket held start-up for {:?}", started.elapsed());
     let report = host.sockets().unwrap();
     assert_eq!(report.components, [(sockets.join("alpha.sock"), vec!["state.alpha".to_owned()])]);
@@ -241,10 +223,7 @@ async fn every_call_carries_the_component_name_and_a_deadline() {
     let (dir, sockets) = folder();
     let recorder = Recorder::default();
     let _server = serve_recorder(&sockets.join("rec.sock"), recorder.clone(), true);
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
-        .grpc_options(quick())
+    let host = socket_host(dir.path(), &sockets, quick_options())
         .component(ComponentSpec::new("named-store", "state.rec"))
         .build()
         .await
@@ -272,10 +251,7 @@ async fn host_started_before_the_socket_exists_uses_the_component_once_it_appear
     let spec =
         ComponentSpec { init_timeout: Duration::from_secs(60), ..ComponentSpec::new("late-store", "state.late") };
     let building = tokio::spawn(
-        Host::builder()
-            .data_dir(dir.path().join("data"))
-            .socket_dir(&sockets)
-            .grpc_options(quick())
+        socket_host(dir.path(), &sockets, quick_options())
             .component(spec)
             .component(ComponentSpec::new("cache", "state.in-memory"))
             .build(),
@@ -300,10 +276,7 @@ async fn a_socket_that_never_appears_fails_like_an_unknown_type() {
     let (dir, sockets) = folder();
     let spec = ComponentSpec { init_timeout: Duration::from_millis(300), ..ComponentSpec::new("ghost", "state.never") };
     let started = Instant::now();
-    let err = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
-        .grpc_options(quick())
+    let err = socket_host(dir.path(), &sockets, quick_options())
         .component(spec)
         .build()
         .await
@@ -327,10 +300,7 @@ async fn eventually(what: &str, limit: Duration, mut condition: impl AsyncFnMut(
 async fn calls_fail_fast_while_the_process_is_down_and_work_again_after_a_restart() {
     let (dir, sockets) = folder();
     let mut process = start(Program::Rust("state"), sockets.join("kv.sock"), dir.path().join("cdata")).await;
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
-        .grpc_options(quick())
+    let host = socket_host(dir.path(), &sockets, quick_options())
         .component(ComponentSpec::new("cache", "state.kv"))
         .build()
         .await
@@ -373,10 +343,7 @@ async fn pubsub_process_killed_mid_stream_loses_no_message() {
     const TOPIC: &str = "orders";
     let (dir, sockets) = folder();
     let mut process = start(Program::Rust("pubsub"), sockets.join("broker.sock"), dir.path().join("cdata")).await;
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
-        .grpc_options(quick())
+    let host = socket_host(dir.path(), &sockets, quick_options())
         .component(ComponentSpec::new("bus", "pubsub.broker"))
         .build()
         .await
@@ -465,10 +432,7 @@ async fn pubsub_process_killed_mid_stream_loses_no_message() {
 async fn input_binding_stream_is_reopened_after_a_restart() {
     let (dir, sockets) = folder();
     let mut process = start(Program::Rust("input-binding"), sockets.join("ticks.sock"), dir.path().join("cdata")).await;
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
-        .grpc_options(quick())
+    let host = socket_host(dir.path(), &sockets, quick_options())
         .component(ComponentSpec::new("ticks", "bindings.ticks").with("interval", "20ms"))
         .build()
         .await

@@ -110,6 +110,24 @@ async fn failed_init_names_the_component_unless_ignored() {
     );
 }
 
+/// A cron schedule past the longest duration is refused at init, naming the
+/// component and the schedule, instead of overflowing (a panic in debug
+/// builds, a wrapped interval in release builds).
+#[tokio::test]
+async fn cron_schedule_too_long_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = "@every 99999999999999999h";
+    let err = Host::builder()
+        .data_dir(dir.path())
+        .component(ComponentSpec::new("ticker", "bindings.cron").with("schedule", schedule))
+        .build()
+        .await
+        .err()
+        .expect("the schedule is refused");
+    let text = err.to_string();
+    assert!(text.contains("`ticker`") && text.contains(schedule) && text.contains("too long"), "{text}");
+}
+
 #[tokio::test]
 async fn unknown_type_lists_known_types() {
     let dir = tempfile::tempdir().unwrap();

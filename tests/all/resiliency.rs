@@ -18,17 +18,11 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
-use crate::support::grpc::{ComponentProcess, Program, short_tempdir};
+use crate::support::grpc::{ComponentProcess, Program, quick_options, short_tempdir, socket_host};
 
+/// [`quick_options`], reconnecting quickly too.
 fn quick() -> GrpcOptions {
-    GrpcOptions {
-        ping_interval: Duration::from_millis(200),
-        probe_timeout: Duration::from_millis(800),
-        watch_interval: Duration::from_millis(100),
-        min_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
-        ..GrpcOptions::default()
-    }
+    GrpcOptions { min_backoff: Duration::from_millis(50), max_backoff: Duration::from_millis(200), ..quick_options() }
 }
 
 /// A temporary folder with `s/` for sockets and `components/` holding
@@ -55,10 +49,7 @@ impl Setup {
     }
 
     async fn host(&self) -> Host {
-        Host::builder()
-            .data_dir(self.dir.path().join("data"))
-            .socket_dir(self.dir.path().join("s"))
-            .grpc_options(quick())
+        socket_host(self.dir.path(), &self.dir.path().join("s"), quick())
             .components_dir(self.dir.path().join("components"))
             .build()
             .await

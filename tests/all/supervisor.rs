@@ -11,11 +11,12 @@ use plughost::component::Status;
 use plughost::config::ComponentSpec;
 use plughost::kinds::ComponentError;
 use plughost::kinds::state::{GetRequest, SetRequest};
+use plughost::pluggable::GrpcOptions;
 use plughost::supervisor::{ProcessInfo, ProcessState};
 use plughost::{Host, HostBuilder};
 use sha2::Digest as _;
 
-use crate::support::grpc::{grpc_components_binary, short_tempdir};
+use crate::support::grpc::{grpc_components_binary, short_tempdir, socket_host};
 use crate::support::sidecar::{Components, Names, RunningSidecar};
 
 /// Generous bound for anything that involves starting a process.
@@ -39,8 +40,9 @@ fn shell(name: &str, socket: &str, script: &str) -> ComponentSpec {
     supervised(name, socket, Path::new("/bin/sh"), &["-c", script]).annotate("plughost.io/inheritEnv", "PATH")
 }
 
-fn host(sockets: &Path, data: &Path) -> HostBuilder {
-    Host::builder().socket_dir(sockets).data_dir(data)
+/// A host whose processes serve sockets in `dir` (data in `<dir>/data`).
+fn host(dir: &Path) -> HostBuilder {
+    socket_host(dir, dir, GrpcOptions::default())
 }
 
 async fn wait_for(host: &Host, component: &str, what: &str, condition: impl Fn(&ProcessInfo) -> bool) -> ProcessInfo {
@@ -104,7 +106,7 @@ async fn ready(host: &Host, component: &str) {
 async fn killed_process_is_restarted_and_shutdown_leaves_nothing() {
     let dir = short_tempdir();
     let spec = state_component("orders", "orders").annotate("plughost.io/minBackoff", "500ms");
-    let host = host(dir.path(), &dir.path().join("data")).component(spec).build().await.expect("host starts");
+    let host = host(dir.path()).component(spec).build().await.expect("host starts");
     let store = host.state("orders").unwrap();
     store.set(SetRequest::new("k", "v1")).await.unwrap();
 
@@ -147,7 +149,6 @@ async fn killed_process_is_restarted_and_shutdown_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_that_never_serve_fail_with_their_output_and_the_others_start() {
     let dir = short_tempdir();
-    let data = dir.path().join("data");
     let mut quits = shell("quits", "quits", "echo 'cannot open config: no such file' >&2; exit 3")
         .annotate("plughost.io/maxRestarts", "0");
     let mut junk = shell("junk", "junk", "echo 'HTTP/1.1 200 OK garbage'; sleep 30")
@@ -156,7 +157,7 @@ async fn processes_that_never_serve_fail_with_their_output_and_the_others_start(
         .annotate("plughost.io/stopTimeout", "1s");
     quits.ignore_errors = true;
     junk.ignore_errors = true;
-    let host = host(dir.path(), &data)
+    let host = host(dir.path())
         .component(quits)
         .component(junk)
         .component(state_component("good", "good"))
@@ -183,7 +184,7 @@ async fn processes_that_never_serve_fail_with_their_output_and_the_others_start(
 }
 
 fn host_builder(dir: &tempfile::TempDir, spec: ComponentSpec) -> HostBuilder {
-    host(dir.path(), &dir.path().join("data")).component(spec)
+    host(dir.path()).component(spec)
 }
 
 async fn host_error(builder: HostBuilder) -> String {
@@ -232,7 +233,7 @@ async fn crash_loop_backs_off_then_gives_up_and_healthy_uptime_resets_the_budget
         .annotate("plughost.io/minBackoff", "50ms")
         .annotate("plughost.io/healthyAfter", "300ms");
     let started = Instant::now();
-    let host = host(dir.path(), &dir.path().join("data")).component(crash).component(steady).build().await.unwrap();
+    let host = host(dir.path()).component(crash).component(steady).build().await.unwrap();
 
     let failed = wait_for(&host, "crash", "given up", |i| i.state == ProcessState::Failed).await;
     // Backoffs 100 + 200 + 250 (capped) ms at least.
@@ -258,7 +259,7 @@ async fn a_process_that_stops_answering_is_restarted() {
         .annotate("plughost.io/probeInterval", "200ms")
         .annotate("plughost.io/probeFailures", "2")
         .annotate("plughost.io/stopTimeout", "500ms");
-    let host = host(dir.path(), &dir.path().join("data")).component(spec).build().await.unwrap();
+    let host = host(dir.path()).component(spec).build().await.unwrap();
     let pid = host.processes()[0].pid.unwrap();
     signal(pid, libc::SIGSTOP);
     let info = wait_for(&host, "frozen", "restarted", |i| i.state == ProcessState::Running && i.restarts == 1).await;
@@ -290,8 +291,7 @@ async fn a_log_flood_never_blocks_the_process() {
     let spec = supervised("flood", "flood", Path::new("/bin/sh"), &["-c", &script, "sh", "{socket}"])
         .annotate("plughost.io/inheritEnv", "PATH")
         .annotate("plughost.io/startTimeout", "300s");
-    let host =
-        host(dir.path(), &dir.path().join("data")).component(spec).build().await.expect("served after the flood");
+    let host = host(dir.path()).component(spec).build().await.expect("served after the flood");
     host.state("flood").unwrap().set(SetRequest::new("k", "v")).await.unwrap();
     host.shutdown().await;
 }

@@ -14,7 +14,7 @@ use plughost::kinds::ComponentError;
 use plughost::kinds::state::{GetRequest, SetRequest};
 use plughost::pluggable::GrpcOptions;
 
-use crate::support::grpc::{ComponentProcess, Program, short_tempdir};
+use crate::support::grpc::{ComponentProcess, Program, quick_options, short_tempdir, socket_host};
 
 /// The unprivileged user the foreign servers run as.
 const NOBODY: u32 = 65534;
@@ -112,15 +112,6 @@ impl Drop for Foreign {
     }
 }
 
-fn quick() -> GrpcOptions {
-    GrpcOptions {
-        ping_interval: Duration::from_millis(200),
-        probe_timeout: Duration::from_millis(800),
-        watch_interval: Duration::from_millis(100),
-        ..GrpcOptions::default()
-    }
-}
-
 async fn start(program: Program, socket: PathBuf, data: PathBuf) -> ComponentProcess {
     tokio::task::spawn_blocking(move || ComponentProcess::start(program, socket, data)).await.unwrap()
 }
@@ -140,10 +131,7 @@ async fn a_socket_served_by_another_user_is_refused_by_discovery() {
     let foreign = Foreign::start();
     foreign.plant(&sockets.join("evil.sock"));
 
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
-        .grpc_options(quick())
+    let host = socket_host(dir.path(), &sockets, quick_options())
         .component(ComponentSpec::new("store", "state.good"))
         .build()
         .await
@@ -171,10 +159,7 @@ async fn a_restarted_component_whose_path_another_user_took_gets_no_init() {
     std::fs::create_dir(&sockets).unwrap();
     let socket = sockets.join("orders.sock");
     let mut component = start(Program::Rust("state"), socket.clone(), dir.path().join("cdata")).await;
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
-        .grpc_options(quick())
+    let host = socket_host(dir.path(), &sockets, quick_options())
         .component(ComponentSpec::new("orders", "state.orders").with("secret", "s3cret"))
         .build()
         .await
@@ -229,10 +214,7 @@ async fn a_socket_folder_others_can_write_is_refused() {
 
     let spec =
         || ComponentSpec { init_timeout: Duration::from_millis(500), ..ComponentSpec::new("store", "state.good") };
-    let err = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
-        .grpc_options(quick())
+    let err = socket_host(dir.path(), &sockets, quick_options())
         .component(spec())
         .build()
         .await
@@ -241,15 +223,8 @@ async fn a_socket_folder_others_can_write_is_refused() {
     let err = err.to_string();
     assert!(err.contains("state.good") && err.contains("writable by everyone"), "{err}");
 
-    let shared = GrpcOptions { allow_shared_socket_dir: true, ..quick() };
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
-        .grpc_options(shared)
-        .component(spec())
-        .build()
-        .await
-        .unwrap();
+    let shared = GrpcOptions { allow_shared_socket_dir: true, ..quick_options() };
+    let host = socket_host(dir.path(), &sockets, shared).component(spec()).build().await.unwrap();
     host.state("store").unwrap().set(SetRequest::new("k", "v")).await.unwrap();
 }
 

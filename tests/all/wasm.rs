@@ -403,3 +403,32 @@ async fn both_binding_directions_share_one_instance() {
     }
     host.shutdown().await;
 }
+
+/// A broker whose instance is replaced (a publish past its memory cap traps
+/// it) has lost its subscriptions: the pull loop's next pull fails, and it
+/// subscribes again on the fresh instance, so later messages still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_subscription_survives_its_instance_being_replaced() {
+    use plughost::kinds::pubsub::PublishRequest;
+    let (host, _dir) = wasm_host("pubsub", wasm::guest("wasm-pubsub"), &[("wasm.maxMemory", "4Mi")]).await;
+    let pubsub = host.pubsub("under-test").unwrap();
+    let mut messages = pubsub.subscribe("t", Default::default()).await.unwrap();
+    let err = pubsub.publish(PublishRequest::new("t", vec![0u8; 8 << 20])).await.unwrap_err();
+    assert!(err.to_string().contains("memory"), "{err}");
+    // Until the loop has subscribed again, a message on a topic without
+    // subscribers is dropped by this broker: publish until one arrives.
+    let received = tokio::time::timeout(Duration::from_secs(30), async {
+        for n in 0.. {
+            pubsub.publish(PublishRequest::new("t", format!("after {n}"))).await.unwrap();
+            if let Ok(Some(delivery)) = tokio::time::timeout(Duration::from_millis(200), messages.next()).await {
+                let data = delivery.item.data.clone();
+                delivery.ack();
+                return data;
+            }
+        }
+        unreachable!()
+    })
+    .await
+    .expect("a message arrives on the renewed subscription");
+    assert!(received.starts_with(b"after "), "{}", String::from_utf8_lossy(&received));
+}

@@ -1,7 +1,8 @@
 //! `bindings.cron`: an event on a fixed schedule, after Dapr's cron binding.
-//! The `schedule` metadata takes `@every <duration>` (`@every 15s`,
-//! `@every 500ms`, `@every 1m`), `@hourly` or `@daily`; full cron
-//! expressions are refused at init with a clear error rather than guessed at.
+//! The `schedule` metadata takes `@every <duration>` (a Go duration, as in
+//! Dapr: `@every 15s`, `@every 500ms`, `@every 1m30s`), `@hourly` or
+//! `@daily`; full cron expressions, and durations past Go's limit, are
+//! refused at init with a clear error rather than guessed at or wrapped.
 
 use crate::component::Lifecycle;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use super::{InputBinding, InputEvent};
 use crate::kinds::{ComponentError, Deliveries, Delivery, Metadata, Result};
+use crate::units::UnitError;
 
 /// An [`InputBinding`] that fires on a fixed interval.
 #[derive(Debug, Default)]
@@ -26,32 +28,30 @@ impl CronBinding {
     }
 }
 
-/// Parses `500ms`, `15s`, `2m`, `1h`.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
-        "h" => Some(Duration::from_secs(n * 3600)),
-        _ => None,
-    }
-}
-
 fn parse_schedule(schedule: &str) -> Result<Duration> {
-    let every = match schedule.trim() {
-        "@hourly" => Some(Duration::from_secs(3600)),
-        "@daily" => Some(Duration::from_secs(86_400)),
-        other => other.strip_prefix("@every").and_then(parse_duration),
-    };
-    every.filter(|d| !d.is_zero()).ok_or_else(|| {
+    let unsupported = || {
         ComponentError::invalid(format!(
-            "schedule `{schedule}` is not supported: use `@every <n>ms|s|m|h`, `@hourly` or `@daily`"
+            "schedule `{schedule}` is not supported: use `@every <duration>` (such as 500ms, 15s or 1m30s), `@hourly` or `@daily`"
         ))
-    })
+    };
+    let every = match schedule.trim() {
+        "@hourly" => Duration::from_secs(3600),
+        "@daily" => Duration::from_secs(86_400),
+        other => {
+            let every = other.strip_prefix("@every").ok_or_else(unsupported)?;
+            match crate::units::parse_duration(every) {
+                Ok(every) => every,
+                Err(e @ UnitError::DurationTooLong(_)) => {
+                    return Err(ComponentError::invalid(format!("schedule `{schedule}`: {e}")));
+                }
+                Err(_) => return Err(unsupported()),
+            }
+        }
+    };
+    if every.is_zero() {
+        return Err(unsupported());
+    }
+    Ok(every)
 }
 
 #[async_trait::async_trait]
@@ -120,5 +120,8 @@ mod tests {
         let err = parse_schedule("*/5 * * * *").unwrap_err().to_string();
         assert!(err.contains("*/5 * * * *"), "{err}");
         assert!(parse_schedule("@every 0s").is_err());
+        assert_eq!(parse_schedule("@every 1m30s").unwrap(), Duration::from_secs(90));
+        let err = parse_schedule("@every 99999999999999999h").unwrap_err().to_string();
+        assert!(err.contains("schedule `@every 99999999999999999h`") && err.contains("too long"), "{err}");
     }
 }

@@ -9,7 +9,6 @@ use super::{Deliveries, Metadata, Result};
 use crate::component::Lifecycle;
 
 pub use cron::CronBinding;
-pub(crate) use cron::parse_duration;
 pub use grpc::GrpcInputBinding;
 pub use wasm::WasmInputBinding;
 

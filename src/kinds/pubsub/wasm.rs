@@ -7,8 +7,8 @@
 //! nacks or drops the delivery. The guest keeps pulled messages in flight
 //! until then and re-queues the nacked ones, so at-least-once delivery stays
 //! in the broker, exactly as with a gRPC broker's `PullMessages`. The pump
-//! wakes on every publish through this adapter, and polls every
-//! `wasm.pollInterval` otherwise.
+//! (WASM mode's one pull loop, [`crate::wasm::pull`]) wakes on every publish
+//! through this adapter, and polls every `wasm.pollInterval` otherwise.
 
 use std::sync::Arc;
 
@@ -16,9 +16,10 @@ use tokio::sync::Notify;
 
 use super::{BulkMessage, FailedEntry, Message, PubSub, PublishRequest};
 use crate::component::{Lifecycle, SharedLifecycle};
-use crate::kinds::{ComponentError, Deliveries, Delivery, Metadata, Result};
+use crate::kinds::{ComponentError, Deliveries, Metadata, Reply, Result};
 use crate::wasm::bindings::pubsub::exports::plughost::components::pubsub as wit;
-use crate::wasm::instances::{Instances, spawn_until_closed};
+use crate::wasm::instances::Instances;
+use crate::wasm::pull::PullSource;
 use crate::wasm::{Exports, WasmComponent};
 use crate::wasm::{from_wit, to_wit};
 
@@ -44,110 +45,89 @@ impl WasmPubSub {
     }
 }
 
-async fn subscribe(instances: &Instances<Exports>, topic: &str, metadata: &Metadata) -> Result<u64> {
-    let (topic, metadata) = (topic.to_owned(), to_wit(metadata));
-    instances
-        .call("subscribe", move |g, s| {
-            Box::pin(async move { g.plughost_components_pubsub().call_subscribe(s, &topic, &metadata).await })
-        })
-        .await
-}
-
-async fn pull(instances: &Instances<Exports>, subscription: u64) -> Result<Option<wit::Message>> {
-    let mut batch = instances
-        .call_internal("pull", move |g, s| {
-            Box::pin(async move { g.plughost_components_pubsub().call_pull(s, subscription, 1).await })
-        })
-        .await?;
-    if batch.is_empty() {
-        return Ok(None);
-    }
-    let first = batch.remove(0);
-    // A guest that returns more than asked gets the extras back as nacks
-    // (last first, so they stay in order at the head of its queue).
-    for extra in batch.into_iter().rev() {
-        ack(instances, subscription, extra.id, Some("pulled more than the one message asked for".to_owned())).await?;
-    }
-    Ok(Some(first))
-}
-
-async fn ack(instances: &Instances<Exports>, subscription: u64, id: String, failure: Option<String>) -> Result<()> {
-    instances
-        .call_internal("ack", move |g, s| {
-            Box::pin(
-                async move { g.plughost_components_pubsub().call_ack(s, subscription, &id, failure.as_deref()).await },
-            )
-        })
-        .await
-}
-
-/// Feeds one subscriber until it drops its stream, then unsubscribes.
-async fn pump(
+/// One subscription, pulled by [`crate::wasm::pull`] one message at a time,
+/// so a message only leaves the broker's queue when the subscriber has room.
+struct Subscription {
     instances: Arc<Instances<Exports>>,
     published: Arc<Notify>,
     topic: String,
     metadata: Metadata,
-    mut subscription: u64,
-    tx: tokio::sync::mpsc::Sender<Delivery<Message>>,
-) {
-    let poll = instances.settings().map_or(std::time::Duration::from_millis(20), |s| s.poll_interval);
-    loop {
-        let Ok(permit) = tx.reserve().await else { break };
-        let wake = published.notified();
-        tokio::pin!(wake);
-        wake.as_mut().enable();
-        let message = match pull(&instances, subscription).await {
-            Ok(Some(message)) => message,
-            Ok(None) => {
-                drop(permit);
-                tokio::select! {
-                    () = &mut wake => {}
-                    () = tokio::time::sleep(poll) => {}
-                    () = tx.closed() => break,
-                }
-                continue;
-            }
-            Err(e) => {
-                // A replaced instance has lost its subscriptions: subscribe again.
-                tracing::warn!(component = instances.name(), %topic, "pull failed ({e}); re-subscribing");
-                drop(permit);
-                tokio::time::sleep(poll).await;
-                if let Ok(renewed) = subscribe(&instances, &topic, &metadata).await {
-                    subscription = renewed;
-                }
-                continue;
-            }
-        };
-        let id = message.id.clone();
-        let (delivery, answer) = Delivery::new(Message {
-            id: message.id,
-            topic: message.topic,
-            data: message.data,
-            content_type: message.content_type,
-            metadata: from_wit(message.metadata),
-        });
-        permit.send(delivery);
-        let (instances, published) = (instances.clone(), published.clone());
-        tokio::spawn(async move {
-            let failure = match answer.await {
-                Ok(Ok(_)) => None,
-                Ok(Err(reason)) => Some(reason),
-                Err(_) => Some("dropped by the subscriber without an answer".to_owned()),
-            };
-            let redeliver = failure.is_some();
-            if let Err(e) = ack(&instances, subscription, id, failure).await {
-                tracing::warn!(component = instances.name(), "ack failed: {e}");
-            }
-            if redeliver {
-                published.notify_waiters();
-            }
-        });
+}
+
+impl PullSource for Subscription {
+    type Guest = Exports;
+    type Item = Message;
+    const BATCH: u32 = 1;
+
+    fn instances(&self) -> &Instances<Exports> {
+        &self.instances
     }
-    let _ = instances
-        .call_internal("unsubscribe", move |g, s| {
-            Box::pin(async move { g.plughost_components_pubsub().call_unsubscribe(s, subscription).await.map(Ok) })
-        })
-        .await;
+
+    fn describe(&self) -> String {
+        format!("subscription to topic `{}`", self.topic)
+    }
+
+    async fn open(&self) -> Result<u64> {
+        let (topic, metadata) = (self.topic.clone(), to_wit(&self.metadata));
+        self.instances
+            .call("subscribe", move |g, s| {
+                Box::pin(async move { g.plughost_components_pubsub().call_subscribe(s, &topic, &metadata).await })
+            })
+            .await
+    }
+
+    async fn pull(&self, subscription: u64, max: u32) -> Result<Vec<(String, Message)>> {
+        let mut batch = self
+            .instances
+            .call_internal("pull", move |g, s| {
+                Box::pin(async move { g.plughost_components_pubsub().call_pull(s, subscription, max).await })
+            })
+            .await?;
+        // A guest that returns more than asked gets the extras back as nacks
+        // (last first, so they stay in order at the head of its queue).
+        let extras = batch.split_off(batch.len().min(max as usize));
+        for extra in extras.into_iter().rev() {
+            let failure = Err(format!("pulled more than the {max} message(s) asked for"));
+            self.answer(subscription, extra.id, failure).await?;
+        }
+        Ok(batch
+            .into_iter()
+            .map(|m| {
+                let message = Message {
+                    id: m.id.clone(),
+                    topic: m.topic,
+                    data: m.data,
+                    content_type: m.content_type,
+                    metadata: from_wit(m.metadata),
+                };
+                (m.id, message)
+            })
+            .collect())
+    }
+
+    async fn answer(&self, subscription: u64, id: String, reply: Reply) -> Result<()> {
+        let failure = reply.err();
+        self.instances
+            .call_internal("ack", move |g, s| {
+                Box::pin(async move {
+                    g.plughost_components_pubsub().call_ack(s, subscription, &id, failure.as_deref()).await
+                })
+            })
+            .await
+    }
+
+    async fn close(&self, subscription: u64) {
+        let _ = self
+            .instances
+            .call_internal("unsubscribe", move |g, s| {
+                Box::pin(async move { g.plughost_components_pubsub().call_unsubscribe(s, subscription).await.map(Ok) })
+            })
+            .await;
+    }
+
+    fn wake(&self) -> Option<&Notify> {
+        Some(&self.published)
+    }
 }
 
 #[async_trait::async_trait]
@@ -201,14 +181,13 @@ impl PubSub for WasmPubSub {
         if topic.is_empty() {
             return Err(ComponentError::invalid("topic name is empty"));
         }
-        let subscription = subscribe(&self.instances, topic, &metadata).await?;
-        let (tx, deliveries) = Deliveries::channel(BUFFERED);
-        let (instances, published) = (self.instances.clone(), self.published.clone());
-        spawn_until_closed(
-            &self.component.closing,
-            pump(instances, published, topic.to_owned(), metadata, subscription, tx),
-        );
-        Ok(deliveries)
+        let subscription = Subscription {
+            instances: self.instances.clone(),
+            published: self.published.clone(),
+            topic: topic.to_owned(),
+            metadata,
+        };
+        crate::wasm::pull::start(subscription, BUFFERED, &self.component.closing).await
     }
 }
 

@@ -7,6 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use plughost::pluggable::GrpcOptions;
+use plughost::{Host, HostBuilder};
+
 /// The `grpc-components` binary, built once per test process (release, into
 /// [`super::wasm::target_dir`]).
 pub fn grpc_components_binary() -> &'static Path {
@@ -23,6 +26,23 @@ pub fn grpc_components_binary() -> &'static Path {
         assert!(status.success(), "building components/grpc-components failed");
         super::wasm::target_dir().join("release/grpc-components")
     })
+}
+
+/// gRPC options that notice changes quickly: a ping every 200 ms, probes
+/// that give up after 800 ms, the socket folder watched every 100 ms.
+pub fn quick_options() -> GrpcOptions {
+    GrpcOptions {
+        ping_interval: Duration::from_millis(200),
+        probe_timeout: Duration::from_millis(800),
+        watch_interval: Duration::from_millis(100),
+        ..GrpcOptions::default()
+    }
+}
+
+/// A host on the one socket folder `sockets`, with `options`, keeping its
+/// data in `<dir>/data`; the caller adds its components.
+pub fn socket_host(dir: &Path, sockets: &Path, options: GrpcOptions) -> HostBuilder {
+    Host::builder().data_dir(dir.join("data")).socket_dir(sockets).grpc_options(options)
 }
 
 /// A folder under `/tmp` with a short path, for sockets.

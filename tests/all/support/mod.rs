@@ -167,9 +167,7 @@ pub async fn grpc_host(
     let process = grpc::ComponentProcess::start(program, sockets.join("under-test.sock"), dir.path().join("cdata"));
     let type_name = format!("{type_prefix}.under-test");
     let spec = setup(dir.path(), ComponentSpec::new("under-test", &type_name));
-    let host = Host::builder()
-        .data_dir(dir.path().join("data"))
-        .socket_dir(&sockets)
+    let host = grpc::socket_host(dir.path(), &sockets, plughost::pluggable::GrpcOptions::default())
         .component(spec)
         .build()
         .await
