@@ -18,7 +18,8 @@
 //! ```
 //!
 //! Options: `--quick`, `--duration SECS`, `--rate QPS`, `--conns N`,
-//! `--only SUBSTRING` (targets whose name contains it), `--op get|save|publish`
+//! `--only SUBSTRING` (targets whose name contains it; `--only memory`: the
+//! memory figure alone), `--op get|save|publish`
 //! and `--api http|grpc` (one path, to profile it), `--write-readme`
 //! (default in full mode: replaces the table between the `load-bench`
 //! markers of README.md). `PLUGHOST_BIN=path` loads another plughost
@@ -121,6 +122,12 @@ fn main() {
     }
     let options = Options::parse(&args);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    if options.only.as_deref() == Some("memory") {
+        procs::build_guests();
+        let memory = memory::measure(&options);
+        println!("\n{}\n{}", report::memory(&memory), report::targets(&[], Some(&memory)));
+        return;
+    }
     let results = runtime.block_on(procs::run_all(&options));
     let memory = options.everything().then(|| memory::measure(&options));
     let mut table = report::table(&options, &results);

@@ -189,11 +189,16 @@ struct Target {
 const STATE_OPS: &[Op] = &[Op::Get, Op::Save];
 const PUBSUB_OPS: &[Op] = &[Op::Publish];
 
+/// Builds the WASM guests the bench loads.
+pub fn build_guests() {
+    cargo_build(&["--target", "wasm32-wasip2", "-p", "wasm-state", "-p", "wasm-pubsub"]);
+}
+
 /// Runs everything; the rows come back in report order.
 pub async fn run_all(options: &Options) -> Vec<RunResult> {
     load::epoch();
     cargo_build(&["-p", "grpc-components"]);
-    cargo_build(&["--target", "wasm32-wasip2", "-p", "wasm-state", "-p", "wasm-pubsub"]);
+    build_guests();
     let components = components_target();
     let dir = tempfile::Builder::new().prefix("ph-load-").tempdir_in("/tmp").expect("tempdir");
     let (sockets, wasm, yaml) = (dir.path().join("s"), dir.path().join("wasm"), dir.path().join("components"));
