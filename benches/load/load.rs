@@ -21,12 +21,33 @@ pub enum Api {
     Grpc,
 }
 
+impl Api {
+    /// `http` or `grpc`, as `--api` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Http => "http",
+            Api::Grpc => "grpc",
+        }
+    }
+}
+
 /// One operation of the bench.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Get,
     Save,
     Publish,
+}
+
+impl Op {
+    /// `get`, `save` or `publish`, as `--op` takes it and the table shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Save => "save",
+            Op::Publish => "publish",
+        }
+    }
 }
 
 /// What to call: the operation, the component and where the API listens.

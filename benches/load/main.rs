@@ -18,13 +18,16 @@
 //! ```
 //!
 //! Options: `--quick`, `--duration SECS`, `--rate QPS`, `--conns N`,
-//! `--only SUBSTRING` (targets whose name contains it), `--write-readme`
+//! `--only SUBSTRING` (targets whose name contains it; `--only memory`: the
+//! memory figure alone), `--op get|save|publish`
+//! and `--api http|grpc` (one path, to profile it), `--write-readme`
 //! (default in full mode: replaces the table between the `load-bench`
 //! markers of README.md). `PLUGHOST_BIN=path` loads another plughost
 //! binary (to compare two builds).
 
 mod baseline;
 mod load;
+mod memory;
 mod procs;
 mod report;
 
@@ -43,6 +46,10 @@ pub struct Options {
     pub conns: usize,
     /// Only targets whose name contains this (the baselines always run).
     pub only: Option<String>,
+    /// Only this operation (`get`, `save`, `publish`), to profile one path.
+    pub op: Option<String>,
+    /// Only this API (`http`, `grpc`).
+    pub api: Option<String>,
     /// Whether to write the table into README.md.
     pub write_readme: bool,
     /// The short CI mode.
@@ -50,6 +57,11 @@ pub struct Options {
 }
 
 impl Options {
+    /// Whether every target, operation and API runs (no filter).
+    pub fn everything(&self) -> bool {
+        self.only.is_none() && self.op.is_none() && self.api.is_none()
+    }
+
     fn parse(args: &[String]) -> Self {
         let mut options = Options {
             duration: Duration::from_secs(60),
@@ -57,6 +69,8 @@ impl Options {
             rate: 1000,
             conns: 16,
             only: None,
+            op: None,
+            api: None,
             write_readme: true,
             quick: false,
         };
@@ -81,6 +95,14 @@ impl Options {
                     options.only = Some(value("--only"));
                     options.write_readme = false;
                 }
+                "--op" => {
+                    options.op = Some(value("--op"));
+                    options.write_readme = false;
+                }
+                "--api" => {
+                    options.api = Some(value("--api"));
+                    options.write_readme = false;
+                }
                 "--write-readme" => options.write_readme = true,
                 "--no-write-readme" => options.write_readme = false,
                 // `cargo bench` passes `--bench`; filters and other flags of
@@ -100,10 +122,20 @@ fn main() {
     }
     let options = Options::parse(&args);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    if options.only.as_deref() == Some("memory") {
+        procs::build_guests();
+        let memory = memory::measure(&options);
+        println!("\n{}\n{}", report::memory(&memory), report::targets(&[], Some(&memory)));
+        return;
+    }
     let results = runtime.block_on(procs::run_all(&options));
-    let table = report::table(&options, &results);
+    let memory = options.everything().then(|| memory::measure(&options));
+    let mut table = report::table(&options, &results);
+    if let Some(memory) = &memory {
+        table.push_str(&report::memory(memory));
+    }
     println!("\n{table}");
-    let verdicts = report::targets(&results);
+    let verdicts = report::targets(&results, memory.as_ref());
     println!("{verdicts}");
     if options.write_readme {
         report::write_readme(&format!("{table}\n{verdicts}"));

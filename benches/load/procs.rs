@@ -67,7 +67,7 @@ fn root() -> &'static Path {
 }
 
 /// Builds of `components/` go where the tests put them, so CI has them warm.
-fn components_target() -> PathBuf {
+pub fn components_target() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from).join("components")
 }
 
@@ -189,11 +189,16 @@ struct Target {
 const STATE_OPS: &[Op] = &[Op::Get, Op::Save];
 const PUBSUB_OPS: &[Op] = &[Op::Publish];
 
+/// Builds the WASM guests the bench loads.
+pub fn build_guests() {
+    cargo_build(&["--target", "wasm32-wasip2", "-p", "wasm-state", "-p", "wasm-pubsub"]);
+}
+
 /// Runs everything; the rows come back in report order.
 pub async fn run_all(options: &Options) -> Vec<RunResult> {
     load::epoch();
     cargo_build(&["-p", "grpc-components"]);
-    cargo_build(&["--target", "wasm32-wasip2", "-p", "wasm-state", "-p", "wasm-pubsub"]);
+    build_guests();
     let components = components_target();
     let dir = tempfile::Builder::new().prefix("ph-load-").tempdir_in("/tmp").expect("tempdir");
     let (sockets, wasm, yaml) = (dir.path().join("s"), dir.path().join("wasm"), dir.path().join("components"));
@@ -297,6 +302,10 @@ pub async fn run_all(options: &Options) -> Vec<RunResult> {
         let pid = if target.baseline { baseline.pid() } else { plughost.pid() };
         for &op in target.ops {
             for api in [Api::Http, Api::Grpc] {
+                let named = |filter: &Option<String>, name: &str| filter.as_deref().is_none_or(|f| f == name);
+                if !named(&options.op, op.name()) || !named(&options.api, api.name()) {
+                    continue;
+                }
                 let addr = match (target.baseline, api) {
                     (true, Api::Http) => base_http,
                     (true, Api::Grpc) => base_grpc,
@@ -372,7 +381,7 @@ async fn seed(http: SocketAddr, component: &str) {
 /// long to ready (median of 5 starts) and RSS after a short get load on
 /// `statestore` (state.sqlite).
 async fn defaults_row(options: &Options, dir: &Path) -> Option<RunResult> {
-    if options.only.is_some() {
+    if !options.everything() {
         return None;
     }
     let data = dir.join("defaults");

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::Options;
 use crate::load::{Api, Op};
+use crate::memory::Memory;
 use crate::procs::RunResult;
 
 const BASELINE: &str = "no-op baseline (hyper/tonic)";
@@ -31,14 +32,6 @@ pub fn print_row(r: &RunResult) {
             .map(|e| format!("  first error: {e}"))
             .unwrap_or_default(),
     );
-}
-
-fn op_name(op: Op) -> &'static str {
-    match op {
-        Op::Get => "get",
-        Op::Save => "save",
-        Op::Publish => "publish",
-    }
 }
 
 fn api_name(api: Api) -> &'static str {
@@ -90,7 +83,7 @@ pub fn table(options: &Options, results: &[RunResult]) -> String {
             "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {added} | {:.0} | {} | {mcpu} | {:.1} | {:.0} | {delivery} |",
             r.target,
             api_name(r.api),
-            op_name(r.op),
+            r.op.name(),
             r.open.ms(0.5),
             r.open.ms(0.9),
             r.open.ms(0.99),
@@ -114,12 +107,36 @@ pub fn table(options: &Options, results: &[RunResult]) -> String {
     out
 }
 
+/// The memory paragraph: RSS with N idle WASM components, and per instance.
+pub fn memory(memory: &Memory) -> String {
+    let points: Vec<String> = memory
+        .points
+        .iter()
+        .map(|p| {
+            format!(
+                "{} → {:.1} MiB ({:.1} MiB of it guest linear memory)",
+                p.instances,
+                p.rss_kib as f64 / 1024.0,
+                p.guest_kib as f64 / 1024.0
+            )
+        })
+        .collect();
+    format!(
+        "\nIdle WASM components (N `wasm-state` components, one instance each; RSS from `/proc/<pid>/smaps` a second \
+         after ready): {}. Per instance: **{:.1} KiB beyond its guest memory** (plus {:.1} KiB of resident guest \
+         linear memory).\n",
+        points.join("; "),
+        memory.host_kib_per_instance(),
+        memory.guest_kib_per_instance()
+    )
+}
+
 fn find<'a>(results: &'a [RunResult], target: &str, api: Api, op: Op) -> Option<&'a RunResult> {
     results.iter().find(|r| r.target == target && r.api == api && r.op == op)
 }
 
 /// One line per target of issue 15: met, or missed by how much.
-pub fn targets(results: &[RunResult]) -> String {
+pub fn targets(results: &[RunResult], memory: Option<&Memory>) -> String {
     let mut out = String::from("Targets (issue 15), checked on this run:\n\n");
     let mut check = |what: String, value: f64, limit: f64, at_most: bool| {
         let met = if at_most { value <= limit } else { value >= limit };
@@ -131,6 +148,14 @@ pub fn targets(results: &[RunResult]) -> String {
     if let Some(d) = results.iter().find(|r| r.target == DEFAULTS) {
         check("RSS with the embedded defaults (MiB)".into(), d.rss_mib, 25.0, true);
         check("start-up to ready with the defaults (ms)".into(), d.closed.elapsed.as_secs_f64() * 1000.0, 50.0, true);
+    }
+    if let Some(memory) = memory {
+        check(
+            "RSS per idle WASM instance beyond its guest memory (KiB)".into(),
+            memory.host_kib_per_instance(),
+            64.0,
+            true,
+        );
     }
     for api in [Api::Http, Api::Grpc] {
         for target in ["state.in-memory", "WASM state (wasm-state)"] {
