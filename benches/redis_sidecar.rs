@@ -9,9 +9,11 @@
 //! * throughput: 16 concurrent clients (one HTTP/2 connection each) for 3 s
 //!   per path.
 //!
-//! redis-server (Debian's, `scripts/test.sh` installs it) runs on a free
-//! loopback port with its defaults (no persistence), started and stopped by
-//! the bench. Run: `cargo bench --bench redis_sidecar` (release).
+//! Each Redis figure is followed by its ratio to the embedded default's in
+//! the same run. redis-server (Debian's, `scripts/test.sh` installs it) runs
+//! on a free loopback port with its defaults (no persistence), started and
+//! stopped by the bench. Run: `cargo bench --bench redis_sidecar` (release);
+//! `-- --quick` (CI: it only has to run) takes a few blocks and 0.5 s windows.
 
 mod common;
 
@@ -28,10 +30,24 @@ use rt::dapr_client::DaprClient;
 use tonic::transport::Channel;
 
 const BLOCK: usize = 100;
-const BLOCKS: usize = 50;
-const WARMUP_BLOCKS: usize = 5;
 const CLIENTS: usize = 16;
-const THROUGHPUT_FOR: Duration = Duration::from_secs(3);
+
+/// How much to measure: the full run, or `--quick`.
+#[derive(Clone, Copy)]
+struct Plan {
+    warmup_blocks: usize,
+    blocks: usize,
+    throughput_for: Duration,
+}
+
+impl Plan {
+    fn from_args() -> Self {
+        match std::env::args().any(|a| a == "--quick") {
+            false => Self { warmup_blocks: 5, blocks: 50, throughput_for: Duration::from_secs(3) },
+            true => Self { warmup_blocks: 1, blocks: 3, throughput_for: Duration::from_millis(500) },
+        }
+    }
+}
 
 struct RedisServer(Child);
 
@@ -105,23 +121,28 @@ impl Op {
     }
 }
 
-async fn latency(client: &mut DaprClient<Channel>, ops: &[Op]) {
+/// The Redis path and the embedded default's, interleaved by blocks; prints
+/// both and the Redis/default ratios of p50 and p99.
+async fn latency(client: &mut DaprClient<Channel>, plan: Plan, ops: [Op; 2]) {
     let mut samples: Vec<Samples> = ops.iter().map(|op| Samples::new(op.name())).collect();
-    for block in 0..WARMUP_BLOCKS + BLOCKS {
+    for block in 0..plan.warmup_blocks + plan.blocks {
         for (op, samples) in ops.iter().zip(&mut samples) {
             for i in 0..BLOCK {
                 let started = Instant::now();
                 op.call(client, block * BLOCK + i).await;
-                if block >= WARMUP_BLOCKS {
+                if block >= plan.warmup_blocks {
                     samples.per_call.push(started.elapsed());
                 }
             }
         }
     }
     samples.iter().for_each(Samples::report);
+    let ratio = |q| samples[0].percentile(q).as_secs_f64() / samples[1].percentile(q).as_secs_f64();
+    println!("{:<44} p50 {:.2}x  p99 {:.2}x", "  redis / embedded", ratio(0.5), ratio(0.99));
 }
 
-async fn throughput(grpc: &str, op: Op) {
+/// Calls per second of `op` from 16 concurrent clients.
+async fn throughput(grpc: &str, plan: Plan, op: Op) -> f64 {
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(DaprClient::connect(grpc.to_owned()).await.unwrap());
@@ -130,7 +151,7 @@ async fn throughput(grpc: &str, op: Op) {
     let tasks = clients.into_iter().enumerate().map(|(c, mut client)| {
         tokio::spawn(async move {
             let mut calls = 0;
-            while started.elapsed() < THROUGHPUT_FOR {
+            while started.elapsed() < plan.throughput_for {
                 op.call(&mut client, c * 100_000 + calls).await;
                 calls += 1;
             }
@@ -138,10 +159,13 @@ async fn throughput(grpc: &str, op: Op) {
         })
     });
     let calls: usize = futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).sum();
-    println!("{:<44} {CLIENTS} clients  {:>8.0} calls/s", op.name(), calls as f64 / started.elapsed().as_secs_f64());
+    let rate = calls as f64 / started.elapsed().as_secs_f64();
+    println!("{:<44} {CLIENTS} clients  {rate:>8.0} calls/s", op.name());
+    rate
 }
 
 fn main() {
+    let plan = Plan::from_args();
     let (_redis, port) = start_redis();
     let redis = format!("127.0.0.1:{port}");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -167,19 +191,18 @@ fn main() {
         let grpc = format!("http://{}", api.grpc_addr());
         let mut client = DaprClient::connect(grpc.clone()).await.unwrap();
         println!("latency, one client (64 B values):");
-        latency(&mut client, &[Op::Set("redis"), Op::Set("sqlite")]).await;
-        latency(&mut client, &[Op::Get("redis"), Op::Get("sqlite")]).await;
-        latency(&mut client, &[Op::Publish("streams"), Op::Publish("memory")]).await;
+        let pairs = [
+            [Op::Set("redis"), Op::Set("sqlite")],
+            [Op::Get("redis"), Op::Get("sqlite")],
+            [Op::Publish("streams"), Op::Publish("memory")],
+        ];
+        for pair in pairs {
+            latency(&mut client, plan, pair).await;
+        }
         println!("throughput:");
-        for op in [
-            Op::Set("redis"),
-            Op::Set("sqlite"),
-            Op::Get("redis"),
-            Op::Get("sqlite"),
-            Op::Publish("streams"),
-            Op::Publish("memory"),
-        ] {
-            throughput(&grpc, op).await;
+        for [redis, embedded] in pairs {
+            let ratio = throughput(&grpc, plan, redis).await / throughput(&grpc, plan, embedded).await;
+            println!("{:<44} {ratio:.2}x", "  redis / embedded");
         }
         api.stop();
         host.shutdown().await;

@@ -24,6 +24,9 @@ if ! cmp -s components/js-state/package-lock.json components/js-state/node_modul
 fi
 # state.redis / pubsub.redis tests start their own redis-server on free ports
 # (no system service is used).
-command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
+if ! command -v redis-server >/dev/null 2>&1; then
+    sudo_=""; [[ $(id -u) -eq 0 ]] || sudo_="sudo"
+    $sudo_ apt-get update -qq && $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
 
 cargo test --locked "$@"

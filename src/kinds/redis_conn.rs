@@ -3,11 +3,16 @@
 //! multiplexed connection that reconnects by itself, and the one mapping of
 //! Redis errors onto [`ComponentError`], so a lost server is `Unavailable`
 //! (the sidecar's `UNAVAILABLE`/503) and names the address.
+//!
+//! TLS (`enableTLS`) follows Dapr's components-contrib 1.18: the server's
+//! certificate is checked against the system's trust roots and the host name
+//! (`insecureSkipTLSVerify: true` skips the check; older Dapr releases never
+//! checked), with an optional client certificate (`clientCert`/`clientKey`).
 
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError};
+use ::redis::{ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError, TlsCertificates};
 
 use super::{ComponentError, Metadata, Result};
 
@@ -16,6 +21,8 @@ use super::{ComponentError, Metadata, Result};
 pub(crate) struct RedisSettings {
     /// `host:port`, for messages.
     pub address: String,
+    /// `enableTLS`, for the hint of a failed first connection.
+    tls: bool,
     client: ::redis::Client,
     retries: usize,
     dial_timeout: Duration,
@@ -53,7 +60,8 @@ fn boolean(metadata: &Metadata, name: &str) -> Result<bool> {
 impl RedisSettings {
     /// Reads `redisHost` (required, `host:port`), `redisPort`,
     /// `redisUsername`, `redisPassword`, `redisDB`, `enableTLS`,
-    /// `redisMaxRetries` (or `maxRetries`), `dialTimeout`, `readTimeout`.
+    /// `insecureSkipTLSVerify`, `clientCert`, `clientKey`, `redisMaxRetries`
+    /// (or `maxRetries`), `dialTimeout`, `readTimeout`.
     pub fn from_metadata(metadata: &Metadata) -> Result<Self> {
         let host = get(metadata, "redisHost").ok_or_else(|| ComponentError::invalid("redisHost is required"))?;
         let (host, port) = match host.rsplit_once(':') {
@@ -62,11 +70,6 @@ impl RedisSettings {
             }
             _ => (host, integer(metadata, "redisPort", 6379)? as u16),
         };
-        if boolean(metadata, "enableTLS")? {
-            return Err(ComponentError::NotSupported(
-                "enableTLS: plughost's Redis components connect over plain TCP only".into(),
-            ));
-        }
         if get(metadata, "redisType").is_some_and(|t| !t.eq_ignore_ascii_case("node")) || boolean(metadata, "failover")?
         {
             return Err(ComponentError::NotSupported(
@@ -81,18 +84,34 @@ impl RedisSettings {
             redis = redis.set_password(password);
         }
         let address = format!("{host}:{port}");
-        let info = ConnectionAddr::Tcp(host.to_owned(), port)
+        let tls = boolean(metadata, "enableTLS")?;
+        let addr = match tls {
+            true => {
+                // Our provider, whatever other crates of the build enable.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let insecure = boolean(metadata, "insecureSkipTLSVerify")?;
+                ConnectionAddr::TcpTls { host: host.to_owned(), port, insecure, tls_params: None }
+            }
+            false => ConnectionAddr::Tcp(host.to_owned(), port),
+        };
+        let info = addr
             .into_connection_info()
             .map_err(|e| ComponentError::invalid(format!("redisHost `{address}`: {e}")))?
             .set_redis_settings(redis);
-        let client =
-            ::redis::Client::open(info).map_err(|e| ComponentError::invalid(format!("redis at {address}: {e}")))?;
+        let client = match client_certificate(metadata, tls)? {
+            Some(client_tls) => {
+                ::redis::Client::build_with_tls(info, TlsCertificates { client_tls: Some(client_tls), root_cert: None })
+            }
+            None => ::redis::Client::open(info),
+        }
+        .map_err(|e| ComponentError::invalid(format!("redis at {address}: {e}")))?;
         let retries = match get(metadata, "redisMaxRetries") {
             Some(_) => integer(metadata, "redisMaxRetries", 3)?,
             None => integer(metadata, "maxRetries", 3)?,
         };
         Ok(Self {
             address,
+            tls,
             client,
             retries: retries.max(0) as usize,
             dial_timeout: duration(metadata, "dialTimeout", Duration::from_secs(5))?,
@@ -127,11 +146,88 @@ impl RedisSettings {
             .set_max_delay(Duration::from_secs(1))
             .set_connection_timeout(Some(self.dial_timeout))
             .set_response_timeout(Some(self.read_timeout + extra));
-        let mut conn = ConnectionManager::new_with_config(self.client.clone(), config)
-            .await
+        // Lazy: the first PING below connects (and re-dials up to maxRetries).
+        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
             .map_err(|e| self.unavailable(component, &e))?;
-        ::redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(|e| self.error(component, e))?;
-        Ok(conn)
+        let mut conn = manager.clone();
+        let ping = ::redis::cmd("PING");
+        let ping = ping.query_async::<::redis::Value>(&mut conn);
+        tokio::pin!(ping);
+        let pong = match self.tls {
+            false => ping.await,
+            // A plain server waits for a line that a TLS handshake never
+            // sends: after a second without one, ask it in plain text.
+            true => tokio::select! {
+                pong = &mut ping => pong,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    if self.answers_plain_tcp().await {
+                        return Err(self.plain_server(component));
+                    }
+                    ping.await
+                }
+            },
+        };
+        match pong {
+            Ok(::redis::Value::SimpleString(pong)) if pong == "PONG" => Ok(manager),
+            // Not Redis: e.g. a socket connected to itself echoes the PING.
+            Ok(other) => Err(ComponentError::Unavailable {
+                component: component.to_owned(),
+                reason: format!("the server at {} is not redis: it answered PING with {other:?}", self.address),
+            }),
+            Err(e) => Err(self.first_connection(component, e).await),
+        }
+    }
+
+    /// A failed first connection. When something answered at the address
+    /// but the conversation broke, the server may speak the other protocol
+    /// (TLS or plain TCP) than `enableTLS` says: the TLS handshake fails on
+    /// a plain server, and a TLS server drops a plain client's first command.
+    /// The message says so.
+    async fn first_connection(&self, component: &str, e: RedisError) -> ComponentError {
+        let answered = !e.is_connection_refusal() && !e.is_timeout();
+        let error = self.error(component, e);
+        let ComponentError::Unavailable { reason, .. } = &error else { return error };
+        if !answered {
+            return error;
+        }
+        let hint = match self.tls {
+            true if self.answers_plain_tcp().await => return self.plain_server(component),
+            true => {
+                "enableTLS is true: does the server at this address serve TLS, with a certificate trusted here (system \
+                 roots or SSL_CERT_FILE; insecureSkipTLSVerify: true skips the check), and does it require a client \
+                 certificate (clientCert, clientKey)?"
+            }
+            false => "enableTLS is false: if the server at this address expects TLS, set enableTLS: true",
+        };
+        ComponentError::Unavailable { component: component.to_owned(), reason: format!("{reason} ({hint})") }
+    }
+
+    /// Whether the server answers a plain-text `PING` (any RESP reply: a
+    /// TLS server answers with an alert or closes), within a second each
+    /// for the connection and the reply.
+    async fn answers_plain_tcp(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let second = Duration::from_secs(1);
+        let exchange = async {
+            let mut stream =
+                tokio::time::timeout(second, tokio::net::TcpStream::connect(&self.address)).await.ok()?.ok()?;
+            stream.write_all(b"PING\r\n").await.ok()?;
+            let mut first = [0u8; 1];
+            tokio::time::timeout(second, stream.read_exact(&mut first)).await.ok()?.ok()?;
+            Some(matches!(first[0], b'+' | b'-'))
+        };
+        exchange.await.unwrap_or(false)
+    }
+
+    fn plain_server(&self, component: &str) -> ComponentError {
+        ComponentError::Unavailable {
+            component: component.to_owned(),
+            reason: format!(
+                "redis at {} answers plain TCP, not TLS (enableTLS is true): set enableTLS: false, or use the \
+                 server's TLS port",
+                self.address
+            ),
+        }
     }
 
     fn unavailable(&self, component: &str, e: &RedisError) -> ComponentError {
@@ -163,6 +259,20 @@ impl RedisSettings {
     }
 }
 
+/// Dapr's `clientCert` / `clientKey` (PEM text of the client certificate and
+/// its key), for a server that requires client certificates.
+fn client_certificate(metadata: &Metadata, tls: bool) -> Result<Option<ClientTlsConfig>> {
+    match (get(metadata, "clientCert"), get(metadata, "clientKey")) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) if !tls => Err(ComponentError::invalid("clientCert/clientKey need enableTLS: true")),
+        (Some(cert), Some(key)) => {
+            Ok(Some(ClientTlsConfig { client_cert: cert.as_bytes().to_vec(), client_key: key.as_bytes().to_vec() }))
+        }
+        (Some(_), None) => Err(ComponentError::invalid("clientCert is set without clientKey")),
+        (None, Some(_)) => Err(ComponentError::invalid("clientKey is set without clientCert")),
+    }
+}
+
 /// Pings a connection every second until dropped.
 #[derive(Debug)]
 pub(crate) struct KeepAlive(tokio::task::JoinHandle<()>);
@@ -188,8 +298,16 @@ mod tests {
         assert_eq!(settings(&[("redisHost", "db")]).unwrap().address, "db:6379");
         assert!(matches!(settings(&[]), Err(ComponentError::InvalidArgument(m)) if m.contains("redisHost")));
         assert!(matches!(settings(&[("redisHost", "h:x")]), Err(ComponentError::InvalidArgument(_))));
-        let tls = settings(&[("redisHost", "h:1"), ("enableTLS", "true")]);
-        assert!(matches!(tls, Err(ComponentError::NotSupported(_))));
+        assert!(settings(&[("redisHost", "h:1"), ("enableTLS", "true")]).unwrap().tls);
+        assert!(!settings(&[("redisHost", "h:1"), ("enableTLS", "false")]).unwrap().tls);
+        let bad = settings(&[("redisHost", "h:1"), ("enableTLS", "yes")]);
+        assert!(matches!(bad, Err(ComponentError::InvalidArgument(m)) if m.contains("enableTLS")));
+        let plain_cert = settings(&[("redisHost", "h:1"), ("clientCert", "x"), ("clientKey", "y")]);
+        assert!(matches!(plain_cert, Err(ComponentError::InvalidArgument(m)) if m.contains("enableTLS")));
+        let half = settings(&[("redisHost", "h:1"), ("enableTLS", "true"), ("clientCert", "x")]);
+        assert!(matches!(half, Err(ComponentError::InvalidArgument(m)) if m.contains("clientKey")));
+        let garbage = settings(&[("redisHost", "h:1"), ("enableTLS", "true"), ("clientCert", "x"), ("clientKey", "y")]);
+        assert!(matches!(garbage, Err(ComponentError::InvalidArgument(m)) if m.contains("h:1")));
         let metadata = Metadata::from([("t".to_owned(), "250".to_owned()), ("u".to_owned(), "2s".to_owned())]);
         assert_eq!(duration(&metadata, "t", Duration::ZERO).unwrap(), Duration::from_millis(250));
         assert_eq!(duration(&metadata, "u", Duration::ZERO).unwrap(), Duration::from_secs(2));

@@ -142,3 +142,88 @@ impl PubSub for Broker {
 }
 
 plughost_component::export_pubsub!(Broker);
+
+#[cfg(test)]
+mod tests {
+    use plughost_component::pubsub::BulkEntry;
+
+    use super::*;
+
+    fn broker() -> Broker {
+        Broker::init(Vec::new()).unwrap()
+    }
+
+    fn publish(broker: &mut Broker, topic: &str, data: &str) {
+        let request =
+            PublishRequest { topic: topic.into(), data: data.into(), content_type: None, metadata: Vec::new() };
+        broker.publish(request).unwrap();
+    }
+
+    fn group(name: &str) -> Metadata {
+        vec![(CONSUMER_ID.to_owned(), name.to_owned())]
+    }
+
+    fn pull(broker: &mut Broker, sub: u64, max: u32) -> Vec<String> {
+        broker.pull(sub, max).unwrap().into_iter().map(|m| String::from_utf8(m.data).unwrap()).collect()
+    }
+
+    #[test]
+    fn fan_out_and_groups() {
+        let b = &mut broker();
+        let a = b.subscribe("t".into(), Vec::new()).unwrap();
+        let b2 = b.subscribe("t".into(), Vec::new()).unwrap();
+        let g1 = b.subscribe("t".into(), group("g")).unwrap();
+        let g2 = b.subscribe("t".into(), group("g")).unwrap();
+        for i in 0..4 {
+            publish(b, "t", &format!("m{i}"));
+        }
+        assert_eq!(pull(b, a, 10), ["m0", "m1", "m2", "m3"]);
+        assert_eq!(pull(b, b2, 2), ["m0", "m1"]);
+        assert_eq!(pull(b, g1, 3), ["m0", "m1", "m2"]);
+        assert_eq!(pull(b, g2, 3), ["m3"]);
+        assert!(pull(b, a, 10).is_empty());
+        assert!(b.subscribe(String::new(), Vec::new()).is_err());
+        assert!(matches!(b.pull(999, 1), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn nack_and_unsubscribe_redeliver_first() {
+        let b = &mut broker();
+        let g = b.subscribe("r".into(), group("g")).unwrap();
+        for i in 0..4 {
+            publish(b, "r", &format!("m{i}"));
+        }
+        let pulled = b.pull(g, 3).unwrap();
+        b.ack(g, pulled[0].id.clone(), None).unwrap();
+        b.ack(g, pulled[1].id.clone(), Some("failed".into())).unwrap();
+        assert!(matches!(b.ack(g, pulled[0].id.clone(), None), Err(Error::NotFound(_))));
+        let again = b.pull(g, 1).unwrap();
+        assert_eq!(again[0].id, pulled[1].id, "same id on redelivery");
+        // In flight now: m2, m1 (pull order). They return in that order.
+        b.unsubscribe(g);
+        let next = b.subscribe("r".into(), group("g")).unwrap();
+        assert_eq!(pull(b, next, 10), ["m2", "m1", "m3"]);
+
+        let anonymous = b.subscribe("r".into(), Vec::new()).unwrap();
+        publish(b, "r", "x");
+        assert_eq!(pull(b, anonymous, 10), ["x"]);
+        b.unsubscribe(anonymous);
+        assert_eq!(b.topics["r"].len(), 1, "anonymous group removed");
+    }
+
+    #[test]
+    fn bulk_publish_merges_metadata() {
+        let b = &mut broker();
+        let s = b.subscribe("b".into(), Vec::new()).unwrap();
+        let entry = BulkEntry {
+            entry_id: "e".into(),
+            data: b"d".to_vec(),
+            content_type: None,
+            metadata: vec![("k".into(), "entry".into())],
+        };
+        let request = vec![("k".to_owned(), "request".to_owned()), ("other".to_owned(), "o".to_owned())];
+        assert!(b.bulk_publish("b".into(), vec![entry], request).unwrap().is_empty());
+        let message = b.pull(s, 1).unwrap().remove(0);
+        assert_eq!(message.metadata, [("other".to_owned(), "o".to_owned()), ("k".to_owned(), "entry".to_owned())]);
+    }
+}

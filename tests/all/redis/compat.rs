@@ -183,6 +183,36 @@ async fn stream_entries_are_shared_with_daprd() {
     sidecar.host.shutdown().await;
 }
 
+/// Something that is not Redis at the address (here a TCP echo, which is
+/// also what a client connected to itself sees, as happens now and then when
+/// nothing listens on a loopback port in the ephemeral range): init fails
+/// naming the address, it does not take the echoed `PING` for an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_against_a_server_that_is_not_redis_fails() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let echo = tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (mut reader, mut writer) = stream.split();
+                let _ = tokio::io::copy(&mut reader, &mut writer).await;
+            });
+        }
+    });
+    for kind in ["state.redis", "pubsub.redis"] {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ComponentSpec::new("echo", kind).with("redisHost", &address).with("readTimeout", "1s");
+        let started =
+            tokio::time::timeout(Duration::from_secs(30), Host::builder().data_dir(dir.path()).component(spec).build())
+                .await
+                .expect("init gives up within its timeout");
+        let message = format!("{:#}", started.err().unwrap_or_else(|| panic!("{kind}: init took an echo for redis")));
+        assert!(message.contains(&address) && message.contains("echo"), "{kind}: {message}");
+    }
+    echo.abort();
+}
+
 /// With no Redis listening, init fails and says where it looked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_without_redis_names_the_address() {

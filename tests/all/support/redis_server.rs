@@ -6,8 +6,12 @@
 //! The server runs under a small `sh` guard that kills it when the test
 //! process's end of a pipe closes, so no server outlives the tests, even a
 //! test process that is killed.
+//!
+//! [`RedisServer::start_tls`] starts one that speaks only TLS, with
+//! certificates of a test authority made here ([`TestCerts`]).
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -19,7 +23,56 @@ pub struct RedisServer {
     pub port: u16,
     dir: TempDir,
     append_only: bool,
+    /// TLS only: the certificate files and whether clients must show one.
+    tls: Option<(PathBuf, bool)>,
+    /// How the test connects to it (TLS checked against the test authority).
+    client: redis::Client,
     process: Option<Guarded>,
+}
+
+/// A test certificate authority, a server certificate it signed for
+/// `127.0.0.1` and `localhost`, and a client certificate, as PEM files in a
+/// folder (`ca.pem`, `server.pem`, `server.key`, `client.pem`, `client.key`).
+pub struct TestCerts {
+    pub dir: TempDir,
+}
+
+impl TestCerts {
+    pub fn generate() -> Self {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, pem: String| std::fs::write(dir.path().join(name), pem).unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca.distinguished_name.push(DnType::CommonName, "plughost test CA");
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        write("ca.pem", ca.pem());
+        for (name, purpose) in
+            [("server", ExtendedKeyUsagePurpose::ServerAuth), ("client", ExtendedKeyUsagePurpose::ClientAuth)]
+        {
+            let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+            params.distinguished_name.push(DnType::CommonName, format!("plughost test {name}"));
+            params.extended_key_usages = vec![purpose];
+            let key = KeyPair::generate().unwrap();
+            write(&format!("{name}.pem"), params.signed_by(&key, &ca).unwrap().pem());
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
+        Self { dir }
+    }
+
+    /// The path of one of the files.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The text of one of the files.
+    pub fn pem(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap()
+    }
 }
 
 struct Guarded {
@@ -44,7 +97,31 @@ impl RedisServer {
     /// file (fsynced every second, and on shutdown), so a restarted server
     /// has what it acknowledged before [`Self::stop`].
     pub fn start(append_only: bool) -> Self {
-        let mut server = Self { port: free_port(), dir: tempfile::tempdir().unwrap(), append_only, process: None };
+        let port = free_port();
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self { port, dir, append_only, tls: None, client, process: None };
+        server.restart();
+        server
+    }
+
+    /// Starts a server that speaks only TLS (`--port 0 --tls-port`), with
+    /// the server certificate of `certs`; with `require_client_cert` a client
+    /// without a certificate of the test authority is refused, otherwise one
+    /// is checked only when shown.
+    pub fn start_tls(certs: &TestCerts, require_client_cert: bool) -> Self {
+        let port = free_port();
+        let addr = redis::ConnectionAddr::TcpTls { host: "127.0.0.1".into(), port, insecure: false, tls_params: None };
+        let client_tls = redis::ClientTlsConfig {
+            client_cert: certs.pem("client.pem").into_bytes(),
+            client_key: certs.pem("client.key").into_bytes(),
+        };
+        let certificates =
+            redis::TlsCertificates { client_tls: Some(client_tls), root_cert: Some(certs.pem("ca.pem").into_bytes()) };
+        let client = redis::Client::build_with_tls(addr, certificates).unwrap();
+        let tls = Some((certs.dir.path().to_owned(), require_client_cert));
+        let mut server =
+            Self { port, dir: tempfile::tempdir().unwrap(), append_only: false, tls, client, process: None };
         server.restart();
         server
     }
@@ -64,9 +141,21 @@ impl RedisServer {
         );
         let port = self.port.to_string();
         let append_only = if self.append_only { "yes" } else { "no" };
-        let mut guard = Command::new("sh")
-            .args(["-c", r#"redis-server "$@" & echo started; cat >/dev/null; kill -9 $! 2>/dev/null; wait"#, "sh"])
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+        let mut command = Command::new("sh");
+        command.args(["-c", r#"redis-server "$@" & echo started; cat >/dev/null; kill -9 $! 2>/dev/null; wait"#, "sh"]);
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some((certs, require_client_cert)) => command
+                .args(["--port", "0", "--tls-port", &port, "--tls-cert-file"])
+                .arg(certs.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(certs.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(certs.join("ca.pem"))
+                .args(["--tls-auth-clients", if *require_client_cert { "yes" } else { "optional" }]),
+        };
+        let mut guard = command
+            .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
             .args(["--appendonly", append_only, "--loglevel", "warning"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -84,10 +173,10 @@ impl RedisServer {
     }
 
     fn wait_ready(&self) {
-        let client = redis::Client::open(format!("redis://{}/", self.address())).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let pong = client
+            let pong = self
+                .client
                 .get_connection_with_timeout(Duration::from_secs(1))
                 .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
             match pong {
@@ -121,7 +210,7 @@ impl RedisServer {
 
     /// A plain synchronous connection, for tests that look at the raw data.
     pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(format!("redis://{}/", self.address())).unwrap().get_connection().unwrap()
+        self.client.get_connection().unwrap()
     }
 }
 
