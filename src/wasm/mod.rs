@@ -16,6 +16,9 @@ pub mod cache;
 mod engine;
 mod host_state;
 pub(crate) mod instances;
+#[cfg(test)]
+mod isolation_tests;
+mod offload;
 pub mod prescan;
 pub mod settings;
 
