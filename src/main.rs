@@ -20,6 +20,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 enum Command {
     /// Load the components and serve the Dapr-compatible sidecar API (gRPC
     /// and HTTP) until interrupted (Ctrl-C or SIGTERM) or asked to shut down.
@@ -239,6 +240,10 @@ struct ApiArgs {
     /// `Ki`, `Mi`, `Gi`.
     #[arg(long, value_name = "SIZE", default_value = "4Mi", value_parser = parse_size)]
     max_body_size: usize,
+    /// Connections both APIs together may have open; more wait until one
+    /// closes.
+    #[arg(long, value_name = "N", default_value_t = plughost::api::ApiLimits::default().max_connections)]
+    max_api_connections: usize,
 }
 
 impl ApiArgs {
@@ -250,7 +255,10 @@ impl ApiArgs {
             http_addr: SocketAddr::new(self.listen_address, self.dapr_http_port),
             token: self.api_token.clone().filter(|t| !t.is_empty()),
             max_body: self.max_body_size,
-            limits: plughost::api::ApiLimits::default(),
+            limits: plughost::api::ApiLimits {
+                max_connections: self.max_api_connections,
+                ..plughost::api::ApiLimits::default()
+            },
         }
     }
 }

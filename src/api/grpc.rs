@@ -60,7 +60,11 @@ pub fn routes(sidecar: Arc<Sidecar>) -> tonic::service::Routes {
 }
 
 /// Serves [`routes`] on `listener` until the sidecar stops.
-pub(super) async fn serve(sidecar: Arc<Sidecar>, listener: TcpListener) -> std::result::Result<(), String> {
+pub(super) async fn serve(
+    sidecar: Arc<Sidecar>,
+    listener: TcpListener,
+    cap: super::connections::ConnectionCap,
+) -> std::result::Result<(), String> {
     let token = Token::new(sidecar.config().token.as_deref());
     let check = move |request: Request<()>| {
         let presented = request.metadata().get(TOKEN_HEADER).map(|v| v.as_bytes());
@@ -71,7 +75,7 @@ pub(super) async fn serve(sidecar: Arc<Sidecar>, listener: TcpListener) -> std::
     let message_deadline = move |request: axum::http::Request<tonic::body::Body>| {
         request.map(|body| tonic::body::Body::new(read_timeout::MessageDeadline::new(body, read_timeout)))
     };
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = cap.limit(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)));
     let stopping = sidecar.clone();
     tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)

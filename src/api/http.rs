@@ -25,6 +25,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use super::connections::ConnectionCap;
+
 use super::Sidecar;
 use super::auth::{TOKEN_HEADER, Token};
 use super::cloudevents;
@@ -68,10 +70,10 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
 }
 
 /// Serves [`router`] on `listener` until the sidecar stops.
-pub(super) async fn serve(sidecar: Arc<Sidecar>, listener: TcpListener) -> Result<(), String> {
+pub(super) async fn serve(sidecar: Arc<Sidecar>, listener: TcpListener, cap: ConnectionCap) -> Result<(), String> {
     let stopping = sidecar.clone();
     let limits = sidecar.config().limits.clone();
-    server::serve(listener, router(sidecar), &limits, async move { stopping.stopping().await }).await
+    server::serve(listener, router(sidecar), &limits, cap, async move { stopping.stopping().await }).await
 }
 
 async fn check_token(State(token): State<Token>, request: Request, next: Next) -> Response {

@@ -10,6 +10,7 @@
 //!
 //! | limit | default | applies to |
 //! |---|---|---|
+//! | [`ApiLimits::max_connections`] | 512 | open connections of both APIs together (more wait in the listen backlog) |
 //! | [`ApiLimits::max_concurrent_streams`] | 100 | HTTP/2 streams per connection (gRPC; HTTP when spoken over h2) |
 //! | [`ApiLimits::max_pending_reset_streams`] | 20 | streams a client may reset before the server saw them |
 //! | [`ApiLimits::max_local_error_reset_streams`] | 256 | streams the server may have to reset for a client's errors |
@@ -28,6 +29,11 @@ use std::time::Duration;
 /// docs for what each bounds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiLimits {
+    /// Connections both APIs together may have open; more wait in the
+    /// kernel's listen backlog until one closes (see `connections.rs`).
+    /// Below the usual limit of 1024 file descriptors, which components and
+    /// sockets share.
+    pub max_connections: usize,
     /// HTTP/2 streams one connection may have open at once (advertised as
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`; the HTTP/2 spec recommends at
     /// least 100).
@@ -60,6 +66,7 @@ pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 impl Default for ApiLimits {
     fn default() -> Self {
         Self {
+            max_connections: 512,
             max_concurrent_streams: 100,
             max_pending_reset_streams: 20,
             max_local_error_reset_streams: 256,

@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod cloudevents;
+mod connections;
 pub mod errors;
 pub mod grpc;
 pub mod http;
@@ -200,7 +201,8 @@ pub async fn serve(
             () = waiter.stopping() => {}
         }
     });
-    let grpc = tokio::spawn(grpc::serve(sidecar.clone(), grpc_listener));
-    let http = tokio::spawn(http::serve(sidecar.clone(), http_listener));
+    let cap = connections::ConnectionCap::new(sidecar.config().limits.max_connections);
+    let grpc = tokio::spawn(grpc::serve(sidecar.clone(), grpc_listener, cap.clone()));
+    let http = tokio::spawn(http::serve(sidecar.clone(), http_listener, cap));
     Ok(ApiHandle { sidecar, grpc_addr, http_addr, servers: vec![("gRPC", grpc), ("HTTP", http)] })
 }

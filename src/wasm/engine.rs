@@ -52,7 +52,11 @@ impl Pool {
 
     /// The pool's totals.
     pub const fn total() -> Slots {
-        let n = Self::COMPONENT_INSTANCES;
+        Self::total_for(Self::COMPONENT_INSTANCES)
+    }
+
+    /// The totals of a pool of `n` component instances.
+    const fn total_for(n: u32) -> Slots {
         let per = Self::PER_COMPONENT;
         Slots {
             component_instances: n,
@@ -150,6 +154,11 @@ pub struct Runtime {
 }
 
 fn config(pooling: bool, fuel: bool) -> Config {
+    config_sized(pooling, fuel, Pool::COMPONENT_INSTANCES)
+}
+
+/// [`config`] with a pool of `instances` component instances.
+fn config_sized(pooling: bool, fuel: bool, instances: u32) -> Config {
     let mut config = Config::new();
     config.consume_fuel(fuel);
     config.concurrency_support(false);
@@ -161,7 +170,7 @@ fn config(pooling: bool, fuel: bool) -> Config {
     config.async_stack_zeroing(true);
     if pooling {
         let mut pool = PoolingAllocationConfig::new();
-        let (total, per) = (Pool::total(), Pool::PER_COMPONENT);
+        let (total, per) = (Pool::total_for(instances), Pool::PER_COMPONENT);
         pool.total_component_instances(total.component_instances);
         pool.total_core_instances(total.core_instances);
         pool.total_memories(total.memories);
@@ -208,6 +217,14 @@ fn build(fuel: bool) -> Result<Runtime, String> {
         })
         .map_err(|e| format!("starting the epoch ticker: {e}"))?;
     Ok(Runtime { engine, linker, pooling, pool: Pool::new() })
+}
+
+/// An engine configured like plughost's whose pool holds a single
+/// component instance, so every instance reuses the same slot (for the
+/// tests that one tenant never sees another's data).
+#[cfg(test)]
+pub(crate) fn one_slot_engine() -> Engine {
+    Engine::new(&config_sized(true, false, 1)).expect("an engine with a one-instance pool")
 }
 
 /// The process-wide runtime, built on first use.

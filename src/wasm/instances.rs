@@ -4,9 +4,11 @@
 //! A component keeps its state in guest memory, so by default it gets **one
 //! long-lived instance** and its calls are serialized (a mutex).
 //!
-//! A running guest yields to tokio on every epoch tick (10 ms), so a busy
-//! guest never holds a runtime thread for longer than that, and traps at the
-//! first tick after its call's deadline. Deadlines are wall-clock and start
+//! A running guest yields to tokio on every epoch tick (10 ms), and traps at
+//! the first tick after its call's deadline. A call that yields (or waits in
+//! a host call) continues on plughost's own guest runtime, at a lower
+//! priority, so a busy guest holds the caller's thread (the sidecar API's) for
+//! at most one tick (see [`super::offload`]). Deadlines are wall-clock and start
 //! when the call is made: the wait for a busy instance counts, so a call
 //! queued behind runaway calls fails at its own deadline instead of after
 //! theirs, and at most [`MAX_QUEUED_CALLS`] calls wait per component (one
@@ -28,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -158,12 +160,12 @@ fn to_u32(n: usize) -> u32 {
 /// An instance slot held for one call. If the call's future is dropped
 /// before the call finished (its caller went away), the instance is dropped
 /// too: its store is stuck mid-call and could not be entered again.
-struct SlotGuard<'c, G> {
-    slot: tokio::sync::MutexGuard<'c, Option<Live<G>>>,
+struct SlotGuard<G> {
+    slot: OwnedMutexGuard<Option<Live<G>>>,
     finished: bool,
 }
 
-impl<G> Drop for SlotGuard<'_, G> {
+impl<G> Drop for SlotGuard<G> {
     fn drop(&mut self) {
         if !self.finished {
             *self.slot = None;
@@ -176,21 +178,26 @@ struct Live<G> {
     guest: G,
 }
 
+/// One instance slot; a call owns it (an owned guard) while it runs, so the
+/// call can move to the guest runtime (see [`super::offload`]).
+type Slot<G> = Arc<Mutex<Option<Live<G>>>>;
+
 struct Configured<G: Guest> {
+    name: String,
     engine: wasmtime::Engine,
     /// This component's slots in the instance pool.
     _reservation: Reservation,
     settings: WasmSettings,
     guest_metadata: Vec<(String, String)>,
     pre: G::Pre,
-    slots: Vec<Mutex<Option<Live<G>>>>,
+    slots: Vec<Slot<G>>,
 }
 
 /// The instance(s) of one configured component.
 pub(crate) struct Instances<G: Guest> {
     name: String,
     loaded: Arc<LoadedComponent>,
-    configured: OnceLock<Configured<G>>,
+    configured: OnceLock<Arc<Configured<G>>>,
     next: AtomicUsize,
     /// Calls waiting for a busy instance now.
     waiting: AtomicUsize,
@@ -258,82 +265,27 @@ impl<G: Guest> Instances<G> {
         let untyped = self.loaded.pre(fuel).await.map_err(|e| ComponentError::internal(format!("{e:#}")))?;
         let engine = untyped.component().engine().clone();
         let pre = G::pre(untyped).map_err(|e| ComponentError::internal(format!("{e:#}")))?;
-        let slots = (0..settings.instances).map(|_| Mutex::new(None)).collect();
+        let slots = (0..settings.instances).map(|_| Arc::new(Mutex::new(None))).collect();
         let guest_metadata = super::to_wit(&guest);
-        let configured = Configured { engine, _reservation: reservation, settings, guest_metadata, pre, slots };
-        self.configured.set(configured).map_err(|_| ComponentError::internal("init called twice"))?;
+        let name = self.name.clone();
+        let configured = Configured { name, engine, _reservation: reservation, settings, guest_metadata, pre, slots };
+        self.configured.set(Arc::new(configured)).map_err(|_| ComponentError::internal("init called twice"))?;
         let configured = self.configured.get().expect("just set");
         for slot in &configured.slots {
             let deadline = Instant::now() + configured.settings.call_timeout;
-            *slot.lock().await = Some(self.fresh(configured, deadline).await?);
+            *slot.lock().await = Some(configured.fresh(deadline).await?);
         }
         Ok(())
-    }
-
-    /// Gives a metered store its per-call fuel budget.
-    fn refuel(store: &mut Store<HostState>, settings: &WasmSettings) -> Result<(), ComponentError> {
-        match settings.fuel {
-            Some(fuel) => store.set_fuel(fuel).map_err(|e| ComponentError::internal(format!("setting fuel: {e:#}"))),
-            None => Ok(()),
-        }
-    }
-
-    /// Arms the deadline of the next call into `store`: the epoch callback
-    /// runs on the next tick and on every tick after it, and traps once
-    /// `deadline` has passed.
-    fn arm(store: &mut Store<HostState>, deadline: Instant) {
-        store.data_mut().deadline = deadline;
-        store.set_epoch_deadline(1);
-    }
-
-    /// A new, initialised instance, made before `deadline`.
-    async fn fresh(&self, configured: &Configured<G>, deadline: Instant) -> Result<Live<G>, ComponentError> {
-        let state =
-            HostState::new(&self.name, &configured.settings).map_err(|e| ComponentError::invalid(format!("{e:#}")))?;
-        let mut store = Store::new(&configured.engine, state);
-        store.limiter(|state| &mut state.limits);
-        // Every tick: yield to tokio, or trap once the call's time is up.
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().deadline {
-                return Err(Trap::Interrupt.into());
-            }
-            Ok(UpdateDeadline::Yield(1))
-        });
-        let timeout = configured.settings.call_timeout;
-        let host_deadline = (deadline + HOST_TIMEOUT_GRACE).into();
-        Self::refuel(&mut store, &configured.settings)?;
-        Self::arm(&mut store, deadline);
-        let instantiated =
-            contained(tokio::time::timeout_at(host_deadline, G::instantiate(&configured.pre, &mut store)))
-                .await
-                .map_err(|panic| self.panicked("instantiate", &panic))?;
-        let guest = match instantiated {
-            Ok(Ok(guest)) => guest,
-            Ok(Err(e)) => return Err(self.trap_error("instantiate", e)),
-            Err(_) => return Err(self.deadline(timeout)),
-        };
-        Self::refuel(&mut store, &configured.settings)?;
-        Self::arm(&mut store, deadline);
-        let initialised =
-            contained(tokio::time::timeout_at(host_deadline, guest.init(&mut store, &configured.guest_metadata)))
-                .await
-                .map_err(|panic| self.panicked("init", &panic))?;
-        match initialised {
-            Ok(Ok(Ok(()))) => Ok(Live { store, guest }),
-            Ok(Ok(Err(e))) => Err(ComponentError::from(e)),
-            Ok(Err(e)) => Err(self.trap_error("init", e)),
-            Err(_) => Err(self.deadline(timeout)),
-        }
     }
 
     /// Runs `call` on an instance (replacing a dropped one first), under the
     /// deadline, which starts now: waiting for a busy instance counts, and
     /// the call is refused if too many are waiting already. Any trap drops
     /// the instance.
-    pub(crate) async fn call<T>(
+    pub(crate) async fn call<T: Send + 'static>(
         &self,
         operation: &'static str,
-        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
+        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T> + Send + 'static,
     ) -> Result<T, ComponentError> {
         self.run(operation, true, call).await
     }
@@ -342,19 +294,19 @@ impl<G: Guest> Instances<G> {
     /// reader): it waits for the instance as long as it takes, is never
     /// refused, and its deadline starts once it has the instance, because
     /// a lost ack would strand a message in the guest.
-    pub(crate) async fn call_internal<T>(
+    pub(crate) async fn call_internal<T: Send + 'static>(
         &self,
         operation: &'static str,
-        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
+        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T> + Send + 'static,
     ) -> Result<T, ComponentError> {
         self.run(operation, false, call).await
     }
 
-    async fn run<T>(
+    async fn run<T: Send + 'static>(
         &self,
         operation: &'static str,
         bounded: bool,
-        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
+        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T> + Send + 'static,
     ) -> Result<T, ComponentError> {
         let configured = self
             .configured
@@ -370,49 +322,17 @@ impl<G: Guest> Instances<G> {
         // A bounded call's deadline counts from its start, an internal one's
         // from now.
         let deadline = if bounded { started } else { Instant::now() } + timeout;
-        let mut slot = SlotGuard { slot, finished: false };
-        if slot.slot.is_none() {
-            *slot.slot = Some(self.fresh(configured, deadline).await?);
-        }
-        let live = slot.slot.as_mut().expect("filled above");
-        Self::refuel(&mut live.store, &configured.settings)?;
-        Self::arm(&mut live.store, deadline);
-        let outcome =
-            contained(LazyTimeout::new(call(&live.guest, &mut live.store), deadline + HOST_TIMEOUT_GRACE)).await;
-        slot.finished = true;
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(panic) => {
-                *slot.slot = None;
-                return Err(self.panicked(operation, &panic));
-            }
-        };
-        match outcome {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(e))) => Err(self.wit_error(e)),
-            Ok(Err(trap)) => {
-                *slot.slot = None;
-                Err(self.trap_error(operation, trap))
-            }
-            Err(_) => {
-                // Stuck in a host call: the future is dropped, and so is the
-                // instance, which may be mid-way through anything.
-                *slot.slot = None;
-                Err(self.deadline(timeout))
-            }
-        }
+        let slot = SlotGuard { slot, finished: false };
+        super::offload::run(Box::pin(configured.clone().execute(slot, operation, deadline, call))).await
     }
 
     /// A free instance if there is one (`Ok`), else the index of the next
     /// in turn (`Err`).
-    fn try_pick<'c>(
-        &self,
-        configured: &'c Configured<G>,
-    ) -> Result<tokio::sync::MutexGuard<'c, Option<Live<G>>>, usize> {
+    fn try_pick(&self, configured: &Configured<G>) -> Result<OwnedMutexGuard<Option<Live<G>>>, usize> {
         let n = configured.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..n {
-            if let Ok(guard) = configured.slots[(start + i) % n].try_lock() {
+            if let Ok(guard) = configured.slots[(start + i) % n].clone().try_lock_owned() {
                 return Ok(guard);
             }
         }
@@ -420,21 +340,21 @@ impl<G: Guest> Instances<G> {
     }
 
     /// A free instance, or the next in turn once it is free, however long.
-    async fn pick_unbounded<'c>(&self, configured: &'c Configured<G>) -> tokio::sync::MutexGuard<'c, Option<Live<G>>> {
+    async fn pick_unbounded(&self, configured: &Configured<G>) -> OwnedMutexGuard<Option<Live<G>>> {
         match self.try_pick(configured) {
             Ok(guard) => guard,
-            Err(next) => configured.slots[next].lock().await,
+            Err(next) => configured.slots[next].clone().lock_owned().await,
         }
     }
 
     /// A free instance if there is one, else the next in turn once it is
     /// free: at most until `deadline`, and only if fewer than
     /// [`MAX_QUEUED_CALLS`] calls are waiting already.
-    async fn pick<'c>(
+    async fn pick(
         &self,
-        configured: &'c Configured<G>,
+        configured: &Configured<G>,
         deadline: Instant,
-    ) -> Result<tokio::sync::MutexGuard<'c, Option<Live<G>>>, ComponentError> {
+    ) -> Result<OwnedMutexGuard<Option<Live<G>>>, ComponentError> {
         let next = match self.try_pick(configured) {
             Ok(guard) => return Ok(guard),
             Err(next) => next,
@@ -446,73 +366,166 @@ impl<G: Guest> Instances<G> {
                 reason: format!("{MAX_QUEUED_CALLS} calls are already waiting for an instance"),
             });
         }
-        match tokio::time::timeout_at(deadline.into(), configured.slots[next].lock()).await {
+        match tokio::time::timeout_at(deadline.into(), configured.slots[next].clone().lock_owned()).await {
             Ok(guard) => Ok(guard),
-            Err(_) => Err(self.deadline(configured.settings.call_timeout)),
+            Err(_) => Err(deadline_error(&self.name, configured.settings.call_timeout)),
         }
-    }
-
-    /// A host function panicked during `operation`: the panic is stopped
-    /// at this call (wasmtime resumes it in the caller), and the instance,
-    /// stopped mid-call, is dropped.
-    fn panicked(&self, operation: &str, panic: &str) -> ComponentError {
-        tracing::error!(component = %self.name, operation, "a host function panicked: {panic}; replacing the instance");
-        ComponentError::Internal(format!(
-            "component `{}` failed in `{operation}`: a host function panicked ({panic}) (instance replaced)",
-            self.name
-        ))
-    }
-
-    fn deadline(&self, after: Duration) -> ComponentError {
-        ComponentError::DeadlineExceeded { component: self.name.clone(), after }
-    }
-
-    fn wit_error(&self, error: WitError) -> ComponentError {
-        match ComponentError::from(error) {
-            ComponentError::Unavailable { reason, .. } => {
-                ComponentError::Unavailable { component: self.name.clone(), reason }
-            }
-            other => other,
-        }
-    }
-
-    /// Names the component and the cause of a trap or host-side failure.
-    fn trap_error(&self, operation: &str, error: wasmtime::Error) -> ComponentError {
-        if is_pool_exhausted(&error) {
-            tracing::warn!(component = %self.name, operation, "WASM instance pool exhausted: {error:#}");
-            return ComponentError::Unavailable {
-                component: self.name.clone(),
-                reason: format!("the WASM instance pool is exhausted ({error:#}); try again later"),
-            };
-        }
-        let settings = self.settings();
-        let cause = match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => {
-                return self.deadline(settings.map_or(Duration::ZERO, |s| s.call_timeout));
-            }
-            Some(Trap::StackOverflow) => "stack overflow".to_owned(),
-            Some(Trap::OutOfFuel) => "out of fuel".to_owned(),
-            Some(trap) => format!("trap: {trap}"),
-            None => {
-                let text = format!("{error:#}");
-                if text.contains("growing memory") || text.contains("memory size") {
-                    let cap = settings.map_or(0, |s| s.max_memory >> 20);
-                    format!("memory limit of {cap} MiB exceeded ({text})")
-                } else {
-                    text
-                }
-            }
-        };
-        tracing::warn!(component = %self.name, operation, "{cause}; replacing the instance");
-        ComponentError::Internal(format!(
-            "component `{}` failed in `{operation}`: {cause} (instance replaced)",
-            self.name
-        ))
     }
 }
 
+impl<G: Guest> Configured<G> {
+    /// Gives a metered store its per-call fuel budget.
+    fn refuel(&self, store: &mut Store<HostState>) -> Result<(), ComponentError> {
+        match self.settings.fuel {
+            Some(fuel) => store.set_fuel(fuel).map_err(|e| ComponentError::internal(format!("setting fuel: {e:#}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Arms the deadline of the next call into `store`: the epoch callback
+    /// runs on the next tick and on every tick after it, and traps once
+    /// `deadline` has passed.
+    fn arm(store: &mut Store<HostState>, deadline: Instant) {
+        store.data_mut().deadline = deadline;
+        store.set_epoch_deadline(1);
+    }
+
+    /// A new, initialised instance, made before `deadline`.
+    async fn fresh(&self, deadline: Instant) -> Result<Live<G>, ComponentError> {
+        let state =
+            HostState::new(&self.name, &self.settings).map_err(|e| ComponentError::invalid(format!("{e:#}")))?;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        // Every tick: yield to tokio, or trap once the call's time is up.
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
+                return Err(Trap::Interrupt.into());
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        let timeout = self.settings.call_timeout;
+        let host_deadline = (deadline + HOST_TIMEOUT_GRACE).into();
+        self.refuel(&mut store)?;
+        Self::arm(&mut store, deadline);
+        let instantiated = contained(tokio::time::timeout_at(host_deadline, G::instantiate(&self.pre, &mut store)))
+            .await
+            .map_err(|panic| panicked(&self.name, "instantiate", &panic))?;
+        let guest = match instantiated {
+            Ok(Ok(guest)) => guest,
+            Ok(Err(e)) => return Err(trap_error(&self.name, Some(&self.settings), "instantiate", e)),
+            Err(_) => return Err(deadline_error(&self.name, timeout)),
+        };
+        self.refuel(&mut store)?;
+        Self::arm(&mut store, deadline);
+        let initialised =
+            contained(tokio::time::timeout_at(host_deadline, guest.init(&mut store, &self.guest_metadata)))
+                .await
+                .map_err(|panic| panicked(&self.name, "init", &panic))?;
+        match initialised {
+            Ok(Ok(Ok(()))) => Ok(Live { store, guest }),
+            Ok(Ok(Err(e))) => Err(ComponentError::from(e)),
+            Ok(Err(e)) => Err(trap_error(&self.name, Some(&self.settings), "init", e)),
+            Err(_) => Err(deadline_error(&self.name, timeout)),
+        }
+    }
+
+    /// Runs `call` on the instance in `slot` (made first if it was dropped),
+    /// until `deadline`. Owns what it uses, so it may change threads.
+    async fn execute<T>(
+        self: Arc<Self>,
+        mut slot: SlotGuard<G>,
+        operation: &'static str,
+        deadline: Instant,
+        call: impl for<'a> FnOnce(&'a G, &'a mut Store<HostState>) -> Call<'a, T>,
+    ) -> Result<T, ComponentError> {
+        if slot.slot.is_none() {
+            *slot.slot = Some(self.fresh(deadline).await?);
+        }
+        let live = slot.slot.as_mut().expect("filled above");
+        self.refuel(&mut live.store)?;
+        Self::arm(&mut live.store, deadline);
+        let outcome =
+            contained(LazyTimeout::new(call(&live.guest, &mut live.store), deadline + HOST_TIMEOUT_GRACE)).await;
+        slot.finished = true;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                *slot.slot = None;
+                return Err(panicked(&self.name, operation, &panic));
+            }
+        };
+        match outcome {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(e))) => Err(wit_error(&self.name, e)),
+            Ok(Err(trap)) => {
+                *slot.slot = None;
+                Err(trap_error(&self.name, Some(&self.settings), operation, trap))
+            }
+            Err(_) => {
+                // Stuck in a host call: the future is dropped, and so is the
+                // instance, which may be mid-way through anything.
+                *slot.slot = None;
+                Err(deadline_error(&self.name, self.settings.call_timeout))
+            }
+        }
+    }
+}
+
+/// A host function panicked during `operation`: the panic is stopped
+/// at this call (wasmtime resumes it in the caller), and the instance,
+/// stopped mid-call, is dropped.
+fn panicked(name: &str, operation: &str, panic: &str) -> ComponentError {
+    tracing::error!(component = %name, operation, "a host function panicked: {panic}; replacing the instance");
+    ComponentError::Internal(format!(
+        "component `{name}` failed in `{operation}`: a host function panicked ({panic}) (instance replaced)"
+    ))
+}
+
+fn deadline_error(name: &str, after: Duration) -> ComponentError {
+    ComponentError::DeadlineExceeded { component: name.to_owned(), after }
+}
+
+fn wit_error(name: &str, error: WitError) -> ComponentError {
+    match ComponentError::from(error) {
+        ComponentError::Unavailable { reason, .. } => {
+            ComponentError::Unavailable { component: name.to_owned(), reason }
+        }
+        other => other,
+    }
+}
+
+/// Names the component and the cause of a trap or host-side failure.
+fn trap_error(name: &str, settings: Option<&WasmSettings>, operation: &str, error: wasmtime::Error) -> ComponentError {
+    if is_pool_exhausted(&error) {
+        tracing::warn!(component = %name, operation, "WASM instance pool exhausted: {error:#}");
+        return ComponentError::Unavailable {
+            component: name.to_owned(),
+            reason: format!("the WASM instance pool is exhausted ({error:#}); try again later"),
+        };
+    }
+    let cause = match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => {
+            return deadline_error(name, settings.map_or(Duration::ZERO, |s| s.call_timeout));
+        }
+        Some(Trap::StackOverflow) => "stack overflow".to_owned(),
+        Some(Trap::OutOfFuel) => "out of fuel".to_owned(),
+        Some(trap) => format!("trap: {trap}"),
+        None => {
+            let text = format!("{error:#}");
+            if text.contains("growing memory") || text.contains("memory size") {
+                let cap = settings.map_or(0, |s| s.max_memory >> 20);
+                format!("memory limit of {cap} MiB exceeded ({text})")
+            } else {
+                text
+            }
+        }
+    };
+    tracing::warn!(component = %name, operation, "{cause}; replacing the instance");
+    ComponentError::Internal(format!("component `{name}` failed in `{operation}`: {cause} (instance replaced)"))
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::AtomicU32;
 
     use wasmtime::component::{Linker, TypedFunc};
@@ -537,7 +550,7 @@ mod tests {
     }
 
     /// The component `wat` (exporting `run`), linked to `boom`.
-    fn loaded(wat: &str, boom: fn()) -> Arc<LoadedComponent> {
+    pub(crate) fn loaded(wat: &str, boom: fn()) -> Arc<LoadedComponent> {
         let runtime = crate::wasm::runtime().unwrap();
         let mut linker = Linker::<HostState>::new(&runtime.engine);
         linker
@@ -561,7 +574,7 @@ mod tests {
     }
 
     /// A guest whose `ping` calls `run`.
-    struct CallsTheHost {
+    pub(crate) struct CallsTheHost {
         run: TypedFunc<(), ()>,
     }
 
@@ -633,7 +646,7 @@ mod tests {
         let exhausted = linker.instantiate_async(&mut second, &component).await.err().unwrap();
         assert!(is_pool_exhausted(&exhausted), "{exhausted:#}");
         let instances = Instances::<CallsTheHost>::new(calls_the_host(|| {}), "crowded");
-        let err = instances.trap_error("instantiate", exhausted);
+        let err = trap_error(instances.name(), None, "instantiate", exhausted);
         assert!(
             matches!(&err, ComponentError::Unavailable { component, reason }
                 if component == "crowded" && reason.contains("pool is exhausted")),

@@ -19,6 +19,9 @@ mod engine;
 mod exports;
 mod host_state;
 pub(crate) mod instances;
+#[cfg(test)]
+mod isolation_tests;
+mod offload;
 pub mod prescan;
 pub(crate) mod pull;
 pub mod settings;

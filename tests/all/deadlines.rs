@@ -232,3 +232,109 @@ async fn queued_wasm_calls_count_their_wait_and_a_full_queue_is_refused() {
     // The component recovers once the load is gone.
     store.set(SetRequest::new("k", "v")).await.unwrap();
 }
+
+/// One HTTP/1.1 keep-alive request on `stream`; the status and the body.
+fn http_get(stream: &mut std::net::TcpStream, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    use std::io::{Read as _, Write as _};
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got.extend_from_slice(&chunk[..n]);
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let length: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    while got.len() < head_end + length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got.extend_from_slice(&chunk[..n]);
+    }
+    Ok((status, got[head_end..head_end + length].to_vec()))
+}
+
+/// Checklist 59: runaway guests do not starve the sidecar API. The API runs
+/// on this test's runtime (one thread, the worst case); four calls of a
+/// guest that spins until its 5 s deadline run at once, and meanwhile a
+/// client on its own thread makes 200 sequential HTTP calls to a built-in
+/// store. Before, each guest held the API's thread 10 ms at a time (an
+/// epoch slice), so every request waited behind all four (~40 ms each) and
+/// the 200 calls outlasted the guests' deadline; now a guest call that runs
+/// past its first slice continues on plughost's guest runtime, and the 200
+/// calls all succeed while the runaway calls are still spinning. The runaway
+/// calls then fail with their deadline, within 2x of it.
+#[tokio::test(flavor = "current_thread")]
+async fn runaway_guests_do_not_starve_the_api_of_a_built_in_store() {
+    use plughost::api::ApiConfig;
+    const CALLS: usize = 200;
+    let deadline = Duration::from_secs(5);
+    let wasm_dir = wasm::wasm_dir(&[("spin.wasm", wasm::guest("wasm-state-loop"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::builder()
+        .data_dir(dir.path().join("data"))
+        .wasm_dir(wasm_dir.path())
+        .component(ComponentSpec::new("statestore", "state.in-memory").with("keyPrefix", "none"))
+        .component(
+            ComponentSpec::new("spin", "state.spin")
+                .with("wasm.stateless", "true")
+                .with("wasm.instances", "4")
+                .with("wasm.callTimeout", "5s"),
+        )
+        .build()
+        .await
+        .unwrap();
+    host.state("statestore").unwrap().set(SetRequest::new("k", "v")).await.unwrap();
+    let config = ApiConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        ..ApiConfig::default()
+    };
+    let api = plughost::api::serve(host.registry().clone(), config, std::future::pending()).await.unwrap();
+
+    let spin = host.state("spin").unwrap();
+    let started = Instant::now();
+    let runaways: Vec<_> = (0..4)
+        .map(|_| {
+            let spin = spin.clone();
+            tokio::spawn(async move { (spin.get(GetRequest::new("boom")).await, started.elapsed()) })
+        })
+        .collect();
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let addr = api.http_addr();
+    std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let answers: Vec<_> =
+            (0..CALLS).map(|_| http_get(&mut stream, "/v1.0/state/statestore/k").map_err(|e| e.to_string())).collect();
+        let _ = done.send(answers);
+    });
+    let answers = finished.await.unwrap();
+    let still_spinning = runaways.iter().filter(|r| !r.is_finished()).count();
+    for answer in &answers {
+        assert_eq!(answer.as_ref().map(|(status, body)| (*status, body.as_slice())), Ok((200, &b"v"[..])));
+    }
+    assert_eq!(
+        still_spinning, 4,
+        "the {CALLS} calls to the built-in store waited behind the runaway guests until their deadline"
+    );
+    for runaway in runaways {
+        let (outcome, took) = runaway.await.unwrap();
+        assert!(
+            matches!(&outcome, Err(ComponentError::DeadlineExceeded { component, .. }) if component == "spin"),
+            "{outcome:?}"
+        );
+        assert!(took < deadline * 2, "a 5 s deadline fired after {took:?}");
+    }
+    api.stop();
+    host.shutdown().await;
+}

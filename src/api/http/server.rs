@@ -4,7 +4,8 @@
 //! connection builder configured from the [`ApiLimits`], sets `TCP_NODELAY`
 //! on every accepted connection, and shuts down gracefully: once `shutdown`
 //! resolves it stops accepting, asks every connection to finish its open
-//! requests, and returns when all are closed.
+//! requests, and returns when all are closed. At the connection cap it
+//! accepts nothing until a connection closes (see `connections.rs`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::ApiLimits;
+use crate::api::connections::ConnectionCap;
 use crate::api::limits::KEEPALIVE_TIMEOUT;
 
 /// hyper's smallest HTTP/1 read buffer.
@@ -47,6 +49,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &ApiLimits,
+    cap: ConnectionCap,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
     let builder = builder(limits);
@@ -68,6 +71,12 @@ pub(super) async fn serve(
                 }
             },
         };
+        // At the connection cap, this connection waits (unread) for a slot,
+        // and no more are accepted meanwhile.
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = cap.slot() => slot,
+        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY on an HTTP API connection: {e}");
         }
@@ -75,7 +84,7 @@ pub(super) async fn serve(
             builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone())).into_owned();
         let (mut stopping, held) = (stop.subscribe(), open.clone());
         tokio::spawn(async move {
-            let _held = held;
+            let (_held, _slot) = (held, slot);
             tokio::pin!(connection);
             let mut asked = false;
             loop {
