@@ -44,6 +44,8 @@ pub struct Host {
     _watcher: Option<AbortOnDrop<()>>,
     /// Probes every component's health while the host lives.
     _prober: AbortOnDrop<()>,
+    /// Per-component switches and metrics, the admin API's view.
+    ops: Arc<crate::ops::Ops>,
 }
 
 /// A task that ends with its owner.
@@ -92,6 +94,11 @@ impl Host {
     /// `plughost.io/command`), if any.
     pub fn supervisor(&self) -> Option<&Supervisor> {
         self.supervisor.as_ref()
+    }
+
+    /// Per-component switches, metrics and processes (see [`crate::ops`]).
+    pub fn ops(&self) -> &Arc<crate::ops::Ops> {
+        &self.ops
     }
 
     /// What each supervised component process is doing.
@@ -363,6 +370,7 @@ impl HostBuilder {
                 (Some(supervisor), failed)
             }
         };
+        let ops = crate::ops::Ops::new(supervisor.as_ref().map(Supervisor::handle).unwrap_or_default());
         // Component name → why its process did not start.
         let process_failures: HashMap<&str, String> = processes
             .iter()
@@ -432,12 +440,12 @@ impl HostBuilder {
                     builder.add_failed(info(spec, Mode::Grpc, Vec::new(), failed, Health::default(), Vec::new()));
                     continue;
                 }
-                start_spec(spec, &mut types, &self.data_dir, &resiliency, &mut builder).await?;
+                start_spec(spec, &mut types, &self.data_dir, &resiliency, &ops, &mut builder).await?;
             }
             for (name, instance) in self.instances {
                 let spec = ComponentSpec { origin: Origin::Code, ..ComponentSpec::new(&name, "embedded") };
                 let (metadata, health) = (Metadata::new(), Health::default());
-                start(&spec, Mode::Embedded, instance, metadata, health, &resiliency, &mut builder).await?;
+                start(&spec, Mode::Embedded, instance, metadata, health, &resiliency, &ops, &mut builder).await?;
             }
             Ok(())
         }
@@ -458,6 +466,7 @@ impl HostBuilder {
             supervisor,
             _watcher: watcher,
             _prober: prober,
+            ops,
         })
     }
 }
@@ -538,6 +547,7 @@ async fn start_spec(
     types: &mut Types<'_>,
     data_dir: &Path,
     resiliency: &Resiliency,
+    ops: &crate::ops::Ops,
     builder: &mut RegistryBuilder,
 ) -> Result<()> {
     let factory = types.resolve(spec).await?;
@@ -555,7 +565,9 @@ async fn start_spec(
     let context = FactoryContext { name: spec.name.clone(), data_dir: data_dir.to_owned(), health: health.clone() };
     let made = (factory.make)(context).await.map_err(|e| fail(format!("{e:#}")));
     let result = match made {
-        Ok(instance) => start(spec, factory.mode, instance, metadata, health.clone(), resiliency, builder).await,
+        Ok(instance) => start(spec, factory.mode, instance, metadata, health.clone(), resiliency, ops, builder)
+            .await
+            .inspect(|()| ops.set_source(&spec.name, &factory.source)),
         Err(e) => Err(e),
     };
     match result {
@@ -592,7 +604,9 @@ fn info(
 }
 
 /// Initialises `instance` within the spec's timeout and registers it,
-/// wrapped in its resiliency policy: the one place every mode gets it.
+/// wrapped in its resiliency policy and the operator's decorator: the one
+/// place every mode gets them.
+#[allow(clippy::too_many_arguments)]
 async fn start(
     spec: &ComponentSpec,
     mode: Mode,
@@ -600,6 +614,7 @@ async fn start(
     metadata: Metadata,
     health: Health,
     resiliency: &Resiliency,
+    ops: &crate::ops::Ops,
     builder: &mut RegistryBuilder,
 ) -> Result<()> {
     let (name, origin) = (spec.name.clone(), spec.origin.clone());
@@ -626,7 +641,7 @@ async fn start(
         kinds = ?kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         "component ready"
     );
-    builder.add(info, resiliency.wrap(&spec.name, instance));
+    builder.add(info, ops.wrap(&spec.name, mode, resiliency.wrap(&spec.name, instance)));
     Ok(())
 }
 

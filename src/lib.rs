@@ -25,6 +25,9 @@
 //!   [`Registry`]: key prefixing, CloudEvents, errors, API token, limits.
 //! * [`metrics`]: Prometheus metrics (`--metrics-port`).
 //! * [`health`]: the periodic health probe of every component, every mode.
+//! * [`ops`]: what operators see and do per component: the decorator
+//!   counting every call, the admin API (list, reload, disable/enable,
+//!   restart a process), W3C trace context.
 //! * [`supervisor`]: component processes plughost starts, restarts and
 //!   stops (`plughost.io/command` annotations).
 //! * [`appchannel`]: the sidecar calling the app (`--app-port`): pub/sub
@@ -54,6 +57,7 @@ pub mod health;
 mod host;
 pub mod kinds;
 pub mod metrics;
+pub mod ops;
 pub mod registry;
 pub mod resiliency;
 pub mod supervisor;

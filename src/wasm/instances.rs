@@ -198,6 +198,15 @@ async fn contained<F: std::future::Future>(call: F) -> Result<F::Output, String>
     })
 }
 
+/// The `cause` label of an instance dropped after `trap`.
+fn recycle_cause(trap: &wasmtime::Error) -> &'static str {
+    match trap.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => "deadline",
+        Some(Trap::OutOfFuel) => "fuel",
+        _ => "trap",
+    }
+}
+
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -436,6 +445,7 @@ impl<G: Guest> Instances<G> {
             Ok(outcome) => outcome,
             Err(panic) => {
                 *slot.slot = None;
+                crate::metrics::global().wasm_recycled(&self.name, "panic");
                 return Err(self.panicked(operation, &panic));
             }
         };
@@ -444,12 +454,14 @@ impl<G: Guest> Instances<G> {
             Ok(Ok(Err(e))) => Err(self.wit_error(e)),
             Ok(Err(trap)) => {
                 *slot.slot = None;
+                crate::metrics::global().wasm_recycled(&self.name, recycle_cause(&trap));
                 Err(self.trap_error(operation, trap))
             }
             Err(_) => {
                 // Stuck in a host call: the future is dropped, and so is the
                 // instance, which may be mid-way through anything.
                 *slot.slot = None;
+                crate::metrics::global().wasm_recycled(&self.name, "deadline");
                 Err(self.deadline(timeout))
             }
         }
@@ -516,6 +528,7 @@ impl<G: Guest> Instances<G> {
     }
 
     fn deadline(&self, after: Duration) -> ComponentError {
+        crate::metrics::global().wasm_deadline(&self.name);
         ComponentError::DeadlineExceeded { component: self.name.clone(), after }
     }
 
@@ -543,7 +556,10 @@ impl<G: Guest> Instances<G> {
                 return self.deadline(settings.map_or(Duration::ZERO, |s| s.call_timeout));
             }
             Some(Trap::StackOverflow) => "stack overflow".to_owned(),
-            Some(Trap::OutOfFuel) => "out of fuel".to_owned(),
+            Some(Trap::OutOfFuel) => {
+                crate::metrics::global().wasm_out_of_fuel(&self.name);
+                "out of fuel".to_owned()
+            }
             Some(trap) => format!("trap: {trap}"),
             None => {
                 let text = format!("{error:#}");
