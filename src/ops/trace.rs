@@ -60,8 +60,8 @@ impl TraceContext {
     /// Runs `call` with this context current and in its span.
     pub async fn scope<F: Future>(self, call: F) -> F::Output {
         let span = match self.tracestate() {
-            Some(state) => tracing::info_span!("sidecar", traceparent = self.traceparent(), tracestate = state),
-            None => tracing::info_span!("sidecar", traceparent = self.traceparent()),
+            Some(state) => tracing::info_span!("sidecar", traceparent = %self.traceparent(), tracestate = %state),
+            None => tracing::info_span!("sidecar", traceparent = %self.traceparent()),
         };
         CURRENT.scope(self, call.instrument(span)).await
     }

@@ -356,3 +356,98 @@ async fn operators_see_and_steer_every_component() {
     }
     drop(send);
 }
+
+/// WASM instance counters, in-process: a runaway guest past its deadline
+/// and one out of fuel are each counted once (with the instance recycled
+/// and the call's error outcome); names unique to this test, since the
+/// metrics are process-wide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_deadlines_fuel_and_recycles_are_counted() {
+    use plughost::config::ComponentSpec;
+    use plughost::kinds::state::GetRequest;
+
+    let dir = crate::support::wasm::wasm_dir(&[("loop.wasm", crate::support::wasm::guest("wasm-state-loop"))]);
+    let data = tempfile::tempdir().unwrap();
+    let host = plughost::Host::builder()
+        .data_dir(data.path())
+        .wasm_dir(dir.path())
+        .component(ComponentSpec::new("ops-deadline", "state.loop").with("wasm.callTimeout", "300ms"))
+        .component(
+            ComponentSpec::new("ops-fuel", "state.loop").with("wasm.fuel", "5000000").with("wasm.callTimeout", "30s"),
+        )
+        .build()
+        .await
+        .unwrap();
+    // After the start-up health probe (the next is 5 s away): a ping queued
+    // behind the runaway call would hit its deadline too.
+    let deadline = Instant::now() + PATIENCE;
+    while host.components().iter().any(|c| c.health.last_probe().is_none()) {
+        assert!(Instant::now() < deadline, "never probed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for name in ["ops-deadline", "ops-fuel"] {
+        host.state(name).unwrap().get(GetRequest::new("boom")).await.unwrap_err();
+    }
+    let text = plughost::metrics::global().encode();
+    let samples = prometheus_samples(&text);
+    let sample = |series: &str| samples.get(series).copied().unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert_eq!(sample(r#"plughost_wasm_deadline_hits_total{component="ops-deadline"}"#), 1.0);
+    assert_eq!(sample(r#"plughost_wasm_instance_recycles_total{component="ops-deadline",cause="deadline"}"#), 1.0);
+    assert_eq!(sample(r#"plughost_wasm_fuel_exhausted_total{component="ops-fuel"}"#), 1.0);
+    assert_eq!(sample(r#"plughost_wasm_instance_recycles_total{component="ops-fuel",cause="fuel"}"#), 1.0);
+    assert!(!samples.contains_key(r#"plughost_wasm_deadline_hits_total{component="ops-fuel"}"#), "{text}");
+    let error = |name: &str, outcome: &str| {
+        sample(&format!(
+            r#"plughost_component_call_errors_total{{component="{name}",kind="state",mode="wasm",operation="get",outcome="{outcome}"}}"#
+        ))
+    };
+    assert_eq!(error("ops-deadline", "deadline_exceeded"), 1.0);
+    assert_eq!(error("ops-fuel", "internal"), 1.0);
+    host.shutdown().await;
+}
+
+/// A log line written during a WASM call (the trap's warning) carries the
+/// trace context of the sidecar call it serves, through its span.
+#[tokio::test(flavor = "current_thread")]
+async fn wasm_call_log_lines_carry_the_trace_context() {
+    use std::sync::{Arc, Mutex};
+
+    use plughost::config::ComponentSpec;
+    use plughost::kinds::state::GetRequest;
+    use plughost::ops::trace::TraceContext;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    // This thread only: the runtime is current-thread, so the call runs here.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = crate::support::wasm::wasm_dir(&[("trap.wasm", crate::support::wasm::guest("wasm-state-trap"))]);
+    let data = tempfile::tempdir().unwrap();
+    let host = plughost::Host::builder()
+        .data_dir(data.path())
+        .wasm_dir(dir.path())
+        .component(ComponentSpec::new("ops-trap", "state.trap"))
+        .build()
+        .await
+        .unwrap();
+    let context = TraceContext::parse(Some(TRACEPARENT.as_bytes()), Some(b"congo=t61rcWkgMzE")).unwrap();
+    let store = host.state("ops-trap").unwrap();
+    context.scope(store.get(GetRequest::new("boom"))).await.unwrap_err();
+    host.shutdown().await;
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line =
+        log.lines().find(|l| l.contains("replacing the instance")).unwrap_or_else(|| panic!("no trap line:\n{log}"));
+    assert!(line.contains(&format!("traceparent={TRACEPARENT}")) && line.contains("congo=t61rcWkgMzE"), "{line}");
+}
