@@ -451,3 +451,82 @@ async fn wasm_call_log_lines_carry_the_trace_context() {
         log.lines().find(|l| l.contains("replacing the instance")).unwrap_or_else(|| panic!("no trap line:\n{log}"));
     assert!(line.contains(&format!("traceparent={TRACEPARENT}")) && line.contains("congo=t61rcWkgMzE"), "{line}");
 }
+
+/// The app channel's pub/sub counters, in-process: an HTTP app (axum) that
+/// answers SUCCESS to one message and RETRY, then DROP, to the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_channel_deliveries_are_counted() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use plughost::api::{ApiConfig, serve};
+    use plughost::appchannel::AppConfig;
+    use plughost::config::ComponentSpec;
+
+    const PUBSUB: &str = "ops-app-pubsub";
+    let data = tempfile::tempdir().unwrap();
+    let host = plughost::Host::builder()
+        .data_dir(data.path())
+        .component(ComponentSpec::new(PUBSUB, "pubsub.in-memory"))
+        .build()
+        .await
+        .unwrap();
+    let config = ApiConfig {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        ..ApiConfig::default()
+    };
+    let api = serve(host.registry().clone(), config, std::future::pending()).await.unwrap();
+
+    let retried = Arc::new(AtomicBool::new(false));
+    let app = axum::Router::new()
+        .route(
+            "/dapr/subscribe",
+            axum::routing::get(|| async {
+                axum::Json(serde_json::json!([{ "pubsubname": PUBSUB, "topic": "t", "route": "/events" }]))
+            }),
+        )
+        .route(
+            "/events",
+            axum::routing::post(move |axum::Json(event): axum::Json<Value>| {
+                let retried = retried.clone();
+                async move {
+                    let status = match event["data"].as_str() {
+                        Some("one") => "SUCCESS",
+                        _ if !retried.swap(true, Ordering::SeqCst) => "RETRY",
+                        _ => "DROP",
+                    };
+                    axum::Json(serde_json::json!({ "status": status }))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    plughost::appchannel::start(api.sidecar().clone(), AppConfig::new(port));
+    let deadline = Instant::now() + PATIENCE;
+    while !api.sidecar().subscriptions().iter().any(|s| s.pubsub == PUBSUB) {
+        assert!(Instant::now() < deadline, "the app never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for message in ["one", "two"] {
+        api.sidecar().publish(PUBSUB, "t", message.as_bytes(), "text/plain", Default::default()).await.unwrap();
+    }
+
+    let count = |outcome: &str| {
+        let text = plughost::metrics::global().encode();
+        let series =
+            format!(r#"plughost_pubsub_messages_total{{component="{PUBSUB}",subscriber="app",outcome="{outcome}"}}"#);
+        prometheus_samples(&text).get(&series).copied().unwrap_or_default()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while count("dropped") < 1.0 {
+        assert!(Instant::now() < deadline, "the second message was never dropped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let counts: HashMap<&str, f64> = ["delivered", "acked", "retried", "dropped"].map(|o| (o, count(o))).into();
+    assert_eq!(counts, HashMap::from([("delivered", 3.0), ("acked", 1.0), ("retried", 1.0), ("dropped", 1.0)]));
+    api.stop();
+    api.wait().await;
+    host.shutdown().await;
+}
