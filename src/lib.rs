@@ -28,6 +28,9 @@
 //!   [`Registry`]: key prefixing, CloudEvents, errors, API token, limits.
 //! * [`metrics`]: Prometheus metrics (`--metrics-port`).
 //! * [`health`]: the periodic health probe of every component, every mode.
+//! * [`ops`]: what operators see and do per component: the decorator
+//!   counting every call, the admin API (list, reload, disable/enable,
+//!   restart a process), W3C trace context.
 //! * [`supervisor`]: component processes plughost starts, restarts and
 //!   stops (`plughost.io/command` annotations).
 //! * [`units`]: the one duration parser (Go's) and the one size parser.
@@ -59,6 +62,7 @@ mod host;
 pub mod kinds;
 pub mod live;
 pub mod metrics;
+pub mod ops;
 pub mod pluggable;
 pub mod proto;
 pub mod registry;

@@ -9,6 +9,7 @@ use plughost::api::ApiConfig;
 use plughost::appchannel::{AppConfig, AppProtocol, HealthCheck};
 use plughost::{Host, HostBuilder};
 
+mod remote;
 mod scaffold;
 
 /// Host components in-process (WebAssembly) or out-of-process (Dapr pluggable gRPC).
@@ -53,8 +54,40 @@ struct NewArgs {
 
 #[derive(Subcommand)]
 enum ComponentsCommand {
-    /// Load the components and print name, kind, type, mode and status.
-    List(Sources),
+    /// List the components of the running plughost (its admin API on
+    /// --dapr-http-port), or with --offline load the configuration here and
+    /// print name, kind, type, mode and status.
+    List(ListArgs),
+    /// Disable a component of the running plughost: its calls fail at once
+    /// with UNAVAILABLE until it is enabled again.
+    Disable(ActionArgs),
+    /// Enable a disabled component of the running plughost again.
+    Enable(ActionArgs),
+    /// Reload (re-initialise) a component of the running plughost (not
+    /// supported yet: answers why).
+    Reload(ActionArgs),
+    /// Restart the supervised process of a component of the running plughost.
+    Restart(ActionArgs),
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Do not ask a running plughost: load the configuration (the flags
+    /// below) in this process, start every component, list, and stop.
+    #[arg(long)]
+    offline: bool,
+    #[command(flatten)]
+    remote: remote::Remote,
+    #[command(flatten)]
+    sources: Sources,
+}
+
+#[derive(Args)]
+struct ActionArgs {
+    /// The component's name.
+    name: String,
+    #[command(flatten)]
+    remote: remote::Remote,
 }
 
 #[derive(Args)]
@@ -259,6 +292,7 @@ impl ApiArgs {
                 max_connections: self.max_api_connections,
                 ..plughost::api::ApiLimits::default()
             },
+            admin: None,
         }
     }
 }
@@ -350,6 +384,7 @@ async fn run(cli: Cli) -> anyhow::Result<Option<u8>> {
             });
             let app_id = config.app_id.clone();
             let listen_address = config.http_addr.ip();
+            let config = plughost::api::ApiConfig { admin: Some(host.ops().clone()), ..config };
             let served = plughost::api::serve(host.registry().clone(), config, shutdown).await;
             let api = match served {
                 Ok(api) => api,
@@ -407,7 +442,19 @@ async fn run(cli: Cli) -> anyhow::Result<Option<u8>> {
             println!("wrote a {lang} {kind} component in {}; see its README.md", written.display());
             Ok(None)
         }
-        Command::Components { command: ComponentsCommand::List(sources) } => {
+        Command::Components { command: ComponentsCommand::List(ListArgs { offline: false, remote, .. }) } => {
+            let listing = remote.list().await?;
+            println!("{}:", remote.describe(&listing));
+            print!("{}", render(remote::table(&listing)));
+            Ok(None)
+        }
+        Command::Components { command: ComponentsCommand::Disable(args) } => act(args, "disable", "disabled").await,
+        Command::Components { command: ComponentsCommand::Enable(args) } => act(args, "enable", "enabled").await,
+        Command::Components { command: ComponentsCommand::Reload(args) } => act(args, "reload", "reloaded").await,
+        Command::Components { command: ComponentsCommand::Restart(args) } => {
+            act(args, "restart", "process restarted").await
+        }
+        Command::Components { command: ComponentsCommand::List(ListArgs { sources, .. }) } => {
             let host = sources.builder().build().await?;
             print!("{}", table(&host.components()));
             let skipped_sockets = host.sockets().map(|report| report.skipped).unwrap_or_default();
@@ -418,6 +465,13 @@ async fn run(cli: Cli) -> anyhow::Result<Option<u8>> {
             Ok(None)
         }
     }
+}
+
+/// `components disable|enable|reload|restart NAME` on the running plughost.
+async fn act(args: ActionArgs, action: &str, done: &str) -> anyhow::Result<Option<u8>> {
+    let instance = args.remote.act(&args.name, action).await?;
+    println!("{instance}: component `{}` {done}", args.name);
+    Ok(None)
 }
 
 fn table(components: &[plughost::component::ComponentInfo]) -> String {
@@ -437,7 +491,12 @@ fn table(components: &[plughost::component::ComponentInfo]) -> String {
             },
         ]);
     }
-    let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    render(rows)
+}
+
+/// Rows as left-aligned columns.
+fn render<const N: usize>(rows: Vec<[String; N]>) -> String {
+    let widths: Vec<usize> = (0..N).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
         let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();

@@ -84,6 +84,7 @@ pub(super) async fn serve(
         .http2_max_header_list_size(limits.max_header_size)
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(super::limits::KEEPALIVE_TIMEOUT))
+        .layer(crate::ops::grpc_api::GrpcApiLayer)
         .layer(tower::util::MapResponseLayer::new(too_large_is_resource_exhausted))
         .layer(tower::util::MapRequestLayer::new(message_deadline))
         .layer(tonic::service::InterceptorLayer::new(check))

@@ -36,6 +36,7 @@ use crate::kinds::output_binding::InvokeRequest;
 use crate::kinds::pubsub::BulkMessage;
 use body::{Body, json};
 use extract::{Path, Query};
+pub(crate) use metadata::health as health_json;
 
 type Shared = State<Arc<Sidecar>>;
 type Params = Query<Vec<(String, String)>>;
@@ -63,10 +64,15 @@ pub fn router(sidecar: Arc<Sidecar>) -> Router {
         .route("/v1.0/metadata", get(metadata::get_metadata))
         .route("/v1.0/metadata/{key}", put(metadata::set_metadata))
         .route("/v1.0/shutdown", post(shutdown))
+        .merge(crate::ops::admin::routes())
         .route_layer(middleware::from_fn_with_state(token, check_token));
     let health =
         Router::new().route("/v1.0/healthz", get(healthz)).route("/v1.0/healthz/outbound", get(healthz_outbound));
-    protected.merge(health).with_state(sidecar).layer(axum::middleware::from_fn(crate::metrics::count_http))
+    protected
+        .merge(health)
+        .with_state(sidecar)
+        .layer(axum::middleware::from_fn(crate::ops::trace::http_layer))
+        .layer(axum::middleware::from_fn(crate::metrics::count_http))
 }
 
 /// Serves [`router`] on `listener` until the sidecar stops.

@@ -79,6 +79,10 @@ pub struct ApiConfig {
     pub max_body: usize,
     /// Streams, resets, header size and read timeouts per connection.
     pub limits: ApiLimits,
+    /// The host's admin handle ([`crate::Host::ops`]): with it, the admin
+    /// routes (`/v1.0-plughost/...`, see `crate::ops::admin`) act on it;
+    /// without, they answer 501.
+    pub admin: Option<Arc<crate::ops::Ops>>,
 }
 
 impl Default for ApiConfig {
@@ -92,6 +96,7 @@ impl Default for ApiConfig {
             token: None,
             max_body: DEFAULT_MAX_BODY,
             limits: ApiLimits::default(),
+            admin: None,
         }
     }
 }

@@ -59,7 +59,15 @@ pub(super) async fn open(
     let (tx, rx) = mpsc::channel(BUFFER);
     let initial_response = Outgoing::InitialResponse(rt::SubscribeTopicEventsResponseInitialAlpha1 {});
     let _ = tx.try_send(Ok(response(initial_response)));
-    let pump = Pump { sidecar, pubsub: initial.pubsub_name, dead_letter_topic, pending: HashMap::new(), _guard: guard };
+    let counters = crate::metrics::global().pubsub_counters(&initial.pubsub_name, "stream");
+    let pump = Pump {
+        sidecar,
+        pubsub: initial.pubsub_name,
+        dead_letter_topic,
+        pending: HashMap::new(),
+        counters,
+        _guard: guard,
+    };
     tokio::spawn(pump.run(deliveries, inbound, tx));
     Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
@@ -76,6 +84,8 @@ struct Pump {
     /// Events sent and not answered yet, by event id (a queue, in case two
     /// in-flight CloudEvents share an id).
     pending: HashMap<String, VecDeque<Delivery<Message>>>,
+    /// Delivered, acked, retried, dropped.
+    counters: crate::metrics::PubSubCounters,
     _guard: SubscriptionGuard,
 }
 
@@ -108,6 +118,7 @@ impl Pump {
                     Some((permit, Some(delivery))) => {
                         let event = topic_event(&delivery.item, &self.pubsub);
                         self.pending.entry(event.id.clone()).or_default().push_back(delivery);
+                        self.counters.delivered.inc();
                         permit.send(Ok(response(Outgoing::EventMessage(event))));
                     }
                 },
@@ -126,6 +137,8 @@ impl Pump {
             }
         }
         // Dropping `pending` nacks what the app never answered: redelivered.
+        let unanswered: usize = self.pending.values().map(VecDeque::len).sum();
+        self.counters.retried.inc_by(unanswered as u64);
         tracing::debug!(pubsub = %self.pubsub, unanswered = self.pending.len(), "streaming subscription closed");
     }
 
@@ -147,19 +160,27 @@ impl Pump {
         }
         let status = processed.status.map_or(0, |s| s.status);
         match TopicEventResponseStatus::try_from(status) {
-            Ok(TopicEventResponseStatus::Success) => delivery.ack(),
+            Ok(TopicEventResponseStatus::Success) => {
+                self.counters.acked.inc();
+                delivery.ack();
+            }
             Ok(TopicEventResponseStatus::Drop) => {
                 if !self.dead_letter_topic.is_empty() {
                     let message = delivery.item.clone();
                     if let Err(e) = self.sidecar.dead_letter(&self.pubsub, &self.dead_letter_topic, message).await {
                         tracing::warn!(topic = %self.dead_letter_topic, "dead-lettering a dropped message failed: {}", e.message);
+                        self.counters.retried.inc();
                         delivery.nack("dead-lettering failed");
                         return Ok(());
                     }
                 }
+                self.counters.dropped.inc();
                 delivery.ack();
             }
-            Ok(TopicEventResponseStatus::Retry) | Err(_) => delivery.nack("the app asked for a retry"),
+            Ok(TopicEventResponseStatus::Retry) | Err(_) => {
+                self.counters.retried.inc();
+                delivery.nack("the app asked for a retry");
+            }
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ use crate::api::cloudevents;
 use crate::api::sidecar::{Subscription, SubscriptionType};
 use crate::kinds::pubsub::Message;
 use crate::kinds::{Delivery, Metadata};
+use crate::metrics::PubSubCounters;
 use crate::proto::runtime as rt;
 
 /// Messages one subscription may have at the app at once.
@@ -319,6 +320,7 @@ pub(super) async fn run(app: Arc<App>, subscription: AppSubscription) {
     let subscription = Arc::new(subscription);
     let name = format!("{}/{}", subscription.pubsub, subscription.topic);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let counters = Arc::new(crate::metrics::global().pubsub_counters(&subscription.pubsub, "app"));
     loop {
         let subscribed = sidecar.subscribe(&subscription.pubsub, &subscription.topic, subscription.metadata.clone());
         let mut deliveries = match subscribed.await {
@@ -361,9 +363,9 @@ pub(super) async fn run(app: Arc<App>, subscription: AppSubscription) {
                 tracing::warn!("the pub/sub component ended the subscription to {name}; subscribing again");
                 break;
             };
-            let (app, subscription) = (app.clone(), subscription.clone());
+            let (app, subscription, counters) = (app.clone(), subscription.clone(), counters.clone());
             tokio::spawn(async move {
-                deliver(&app, &subscription, delivery).await;
+                deliver(&app, &subscription, delivery, &counters).await;
                 drop(permit);
             });
         }
@@ -375,13 +377,15 @@ pub(super) async fn run(app: Arc<App>, subscription: AppSubscription) {
 }
 
 /// One message to the app, answered to the broker per daprd's rules.
-async fn deliver(app: &App, subscription: &AppSubscription, delivery: Delivery<Message>) {
+/// `counters` count it delivered (handed to the app) and how it ended.
+async fn deliver(app: &App, subscription: &AppSubscription, delivery: Delivery<Message>, counters: &PubSubCounters) {
     let envelope = envelope(&delivery.item, &subscription.pubsub, cloudevents::is_raw(&subscription.metadata));
     let event: Value = serde_json::from_slice(&envelope).unwrap_or_default();
     let verdict = match route(&subscription.rules, &event) {
         Ok(Some(path)) => {
             let mut metadata = delivery.item.metadata.clone();
             metadata.insert("pubsubname".to_owned(), subscription.pubsub.clone());
+            counters.delivered.inc();
             app.deliver_event(subscription, path, &envelope, &metadata).await
         }
         Ok(None) => Verdict::Drop("no routing rule matched".to_owned()),
@@ -390,13 +394,20 @@ async fn deliver(app: &App, subscription: &AppSubscription, delivery: Delivery<M
     let topic = format!("{}/{}", subscription.pubsub, subscription.topic);
     let dead_letter = &subscription.dead_letter_topic;
     match verdict {
-        Verdict::Success | Verdict::Ignored => delivery.ack(),
+        Verdict::Success | Verdict::Ignored => {
+            counters.acked.inc();
+            delivery.ack();
+        }
         Verdict::Drop(reason) | Verdict::Retry(reason) if !dead_letter.is_empty() => {
             tracing::warn!("{topic}: {reason}: sent to the dead-letter topic {dead_letter}");
             let message = delivery.item.clone();
             match app.sidecar.dead_letter(&subscription.pubsub, dead_letter, message).await {
-                Ok(()) => delivery.ack(),
+                Ok(()) => {
+                    counters.dropped.inc();
+                    delivery.ack();
+                }
                 Err(e) => {
+                    counters.retried.inc();
                     tracing::warn!("{topic}: dead-lettering to {dead_letter} failed: {}", e.message);
                     tokio::time::sleep(RETRY_PAUSE).await;
                     delivery.nack("dead-lettering failed");
@@ -405,10 +416,12 @@ async fn deliver(app: &App, subscription: &AppSubscription, delivery: Delivery<M
         }
         Verdict::Drop(reason) => {
             tracing::warn!("{topic}: {reason}: message dropped");
+            counters.dropped.inc();
             delivery.ack();
         }
         Verdict::Retry(reason) => {
             tracing::debug!("{topic}: {reason}: delivered again");
+            counters.retried.inc();
             tokio::time::sleep(RETRY_PAUSE).await;
             delivery.nack(reason);
         }

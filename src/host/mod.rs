@@ -21,6 +21,7 @@ use crate::kinds::pubsub::PubSub;
 use crate::kinds::secret_store::SecretStore;
 use crate::kinds::state::StateStore;
 use crate::kinds::{ComponentKind, Metadata};
+use crate::ops::Ops;
 use crate::pluggable::{GrpcOptions, SocketDirectory, SocketReport};
 use crate::registry::{Registry, RegistryBuilder, RegistryError};
 use crate::resiliency::Resiliency;
@@ -53,6 +54,8 @@ pub struct Host {
     _followers: Vec<AbortOnDrop<()>>,
     /// Probes every component's health while the host lives.
     _prober: AbortOnDrop<()>,
+    /// Per-component switches and metrics, the admin API's view.
+    ops: Arc<Ops>,
 }
 
 /// Reloads a [`Host`] from another task; see [`Host::reload`].
@@ -134,6 +137,11 @@ impl Host {
     /// `plughost.io/command`), if any.
     pub fn supervisor(&self) -> Option<&Supervisor> {
         self.supervisor.as_ref()
+    }
+
+    /// Per-component switches, metrics and processes (see [`crate::ops`]).
+    pub fn ops(&self) -> &Arc<Ops> {
+        &self.ops
     }
 
     /// What each supervised component process is doing.
@@ -364,6 +372,7 @@ impl HostBuilder {
             .map_err(|error| Error::DataDir { path: self.data_dir.clone(), error })?;
 
         let (supervisor, process_failures) = start_processes(&specs, self.socket_dir.as_deref()).await?;
+        let ops = Ops::new(supervisor.as_ref().map(Supervisor::handle).unwrap_or_default());
         let sockets = match &self.socket_dir {
             Some(dir) => Some(scan_sockets(dir, &self.grpc, &self.factories).await),
             None => None,
@@ -381,7 +390,7 @@ impl HostBuilder {
         }
 
         let types = Types { factories: &self.factories, sockets: sockets.as_ref(), grpc: &self.grpc, waits };
-        let context = StartContext { data_dir: &self.data_dir, resiliency: &resiliency, process_failures };
+        let context = StartContext { data_dir: &self.data_dir, resiliency: &resiliency, ops: &ops, process_failures };
         if let Err(error) = start_all(&specs, self.instances, types, &context, &mut builder).await {
             if let Some(supervisor) = supervisor {
                 supervisor.shutdown().await;
@@ -397,6 +406,7 @@ impl HostBuilder {
             grpc: self.grpc,
             data_dir: self.data_dir.clone(),
             resiliency,
+            ops: ops.clone(),
             components_dir: self.components_dir,
             wasm_dir: self.wasm_dir,
             embedded_defaults: self.embedded_defaults,
@@ -422,6 +432,7 @@ impl HostBuilder {
             _watcher: watcher,
             _followers: followers,
             _prober: prober,
+            ops,
         })
     }
 }
@@ -569,6 +580,7 @@ fn start_order(specs: &mut [ComponentSpec], waits: &HashMap<String, AbortOnDrop<
 struct StartContext<'a> {
     data_dir: &'a Path,
     resiliency: &'a Resiliency,
+    ops: &'a Ops,
     /// Component name → why its process did not start.
     process_failures: HashMap<String, String>,
 }
@@ -605,7 +617,7 @@ async fn start_all(
             Err(error) => return Err(error),
         };
         let secrets = |name: &str| builder.secret_store(name);
-        match start::make(spec, &factory, context.data_dir, context.resiliency, &secrets).await {
+        match start::make(spec, &factory, context.data_dir, context.resiliency, context.ops, &secrets).await {
             Ok(started) => register(builder, started),
             Err(error) if spec.ignore_errors => {
                 tracing::warn!(component = %spec.name, "skipped (ignoreErrors): {error}");
@@ -617,7 +629,8 @@ async fn start_all(
     for (name, instance) in instances {
         let spec = ComponentSpec { origin: Origin::Code, ..ComponentSpec::new(&name, "embedded") };
         let (metadata, health) = (Metadata::new(), Health::default());
-        let started = start::init(&spec, Mode::Embedded, instance, metadata, health, context.resiliency).await?;
+        let started =
+            start::init(&spec, Mode::Embedded, instance, metadata, health, context.resiliency, context.ops).await?;
         register(builder, started);
     }
     Ok(())

@@ -45,6 +45,7 @@ pub(crate) struct Config {
     pub(crate) grpc: GrpcOptions,
     pub(crate) data_dir: PathBuf,
     pub(crate) resiliency: Resiliency,
+    pub(crate) ops: Arc<crate::ops::Ops>,
     pub(crate) components_dir: Option<PathBuf>,
     pub(crate) wasm_dir: Option<PathBuf>,
     pub(crate) embedded_defaults: bool,
@@ -214,7 +215,7 @@ impl Reloader {
         };
         let mode = prepared.mode;
         let Some(slot) = self.registry.slot(&name) else {
-            return match prepared.init(&spec, &config.resiliency).await {
+            return match prepared.init(&spec, &config.resiliency, &config.ops).await {
                 Ok(Started { info, instance, key_prefix }) => {
                     self.registry.insert(info, instance, key_prefix);
                     tracing::info!(component = %name, mode = mode.as_str(), "added");
@@ -227,7 +228,7 @@ impl Reloader {
         if !crate::live::drain(&old, 1, DRAIN_TIMEOUT).await {
             tracing::warn!(component = %name, "calls still running on the old instance after {DRAIN_TIMEOUT:?}");
         }
-        match prepared.init(&spec, &config.resiliency).await {
+        match prepared.init(&spec, &config.resiliency, &config.ops).await {
             Ok(Started { info, instance, key_prefix }) => {
                 self.registry.finish_handover(&slot, Some((info, instance, key_prefix)));
                 self.registry.set_reload_error(&name, None);

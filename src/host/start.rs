@@ -12,6 +12,7 @@ use crate::config::{ComponentSpec, MetadataValue};
 use crate::error::{Error, Result};
 use crate::kinds::secret_store::SecretStore;
 use crate::kinds::{ComponentKind, Metadata};
+use crate::ops::Ops;
 use crate::pluggable::{GrpcOptions, SocketDirectory};
 use crate::registry::RegistryError;
 use crate::resiliency::Resiliency;
@@ -78,12 +79,17 @@ pub(crate) struct Prepared {
     pub(crate) metadata: Metadata,
     pub(crate) health: Health,
     pub(crate) mode: Mode,
+    /// Where its type came from (`builtin`, a `.wasm` path, a socket).
+    pub(crate) source: String,
 }
 
 impl Prepared {
     /// Initialises it (see [`init`]).
-    pub(crate) async fn init(self, spec: &ComponentSpec, resiliency: &Resiliency) -> Result<Started> {
-        init(spec, self.mode, self.instance, self.metadata, self.health, resiliency).await
+    pub(crate) async fn init(self, spec: &ComponentSpec, resiliency: &Resiliency, ops: &Ops) -> Result<Started> {
+        let (mode, source) = (self.mode, self.source.clone());
+        let started = init(spec, mode, self.instance, self.metadata, self.health, resiliency, ops).await?;
+        ops.set_source(&spec.name, &source);
+        Ok(started)
     }
 }
 
@@ -93,9 +99,10 @@ pub(crate) async fn make(
     factory: &Factory,
     data_dir: &Path,
     resiliency: &Resiliency,
+    ops: &Ops,
     secrets: Secrets<'_>,
 ) -> Result<Started> {
-    prepare(spec, factory, data_dir, secrets).await?.init(spec, resiliency).await
+    prepare(spec, factory, data_dir, secrets).await?.init(spec, resiliency, ops).await
 }
 
 /// Checks the version, resolves the metadata and makes the instance with
@@ -120,7 +127,7 @@ pub(crate) async fn prepare(
     let health = Health::default();
     let context = FactoryContext { name: spec.name.clone(), data_dir: data_dir.to_owned(), health: health.clone() };
     let instance = (factory.make)(context).await.map_err(fail)?;
-    Ok(Prepared { instance, metadata, health, mode: factory.mode })
+    Ok(Prepared { instance, metadata, health, mode: factory.mode, source: factory.source.clone() })
 }
 
 /// The listing of a component that is configured but not serving.
@@ -153,7 +160,8 @@ pub(crate) fn info(
 }
 
 /// Initialises `instance` within the spec's timeout, asks its features,
-/// and wraps it in its resiliency policy: the one place every mode gets it.
+/// and wraps it in its resiliency policy and the operator's decorator
+/// (metrics, the enable switch): the one place every mode gets them.
 pub(crate) async fn init(
     spec: &ComponentSpec,
     mode: Mode,
@@ -161,6 +169,7 @@ pub(crate) async fn init(
     metadata: Metadata,
     health: Health,
     resiliency: &Resiliency,
+    ops: &Ops,
 ) -> Result<Started> {
     let (name, origin) = (spec.name.clone(), spec.origin.clone());
     // Dapr matches the metadata name case-insensitively.
@@ -190,7 +199,8 @@ pub(crate) async fn init(
         kinds = ?kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         "component ready"
     );
-    Ok(Started { info, instance: resiliency.wrap(&spec.name, instance), key_prefix })
+    let instance = ops.wrap(&spec.name, mode, resiliency.wrap(&spec.name, instance));
+    Ok(Started { info, instance, key_prefix })
 }
 
 /// Releases an instance that never started (a gRPC one holds a connection

@@ -55,7 +55,8 @@ const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub type ComponentChannel = InterceptedService<Channel, ComponentName>;
 
 /// The interceptor that adds `x-component-instance: <name>` to every unary
-/// call and every stream, `Init` included (spec A5).
+/// call and every stream, `Init` included (spec A5), and the trace context
+/// of the sidecar call it serves, if any (`crate::ops::trace`).
 #[derive(Debug, Clone)]
 pub struct ComponentName(AsciiMetadataValue);
 
@@ -73,6 +74,7 @@ impl ComponentName {
 impl Interceptor for ComponentName {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         request.metadata_mut().insert(INSTANCE_HEADER, self.0.clone());
+        crate::ops::trace::inject(request.metadata_mut());
         Ok(request)
     }
 }

@@ -110,6 +110,11 @@ impl Supervisor {
         }
     }
 
+    /// A shared handle on every process, for the admin API.
+    pub fn handle(&self) -> Processes {
+        Processes(self.processes.iter().map(|(p, _)| p.clone()).collect())
+    }
+
     /// Stops every process (SIGTERM, `stopTimeout`, SIGKILL), all at once,
     /// and waits until each is reaped and its socket removed.
     pub async fn shutdown(mut self) {
@@ -118,6 +123,24 @@ impl Supervisor {
             process.stop();
         }
         join_all(processes.into_iter().map(|(_, task)| task)).await;
+    }
+}
+
+/// The supervised processes, shared (the [`Supervisor`] owns their tasks
+/// and stops them; this only looks and asks for restarts).
+#[derive(Clone, Default)]
+pub struct Processes(Vec<Arc<process::Supervised>>);
+
+impl Processes {
+    /// The process declared by `component`.
+    pub fn process(&self, component: &str) -> Option<ProcessInfo> {
+        self.0.iter().find(|p| p.settings.component == component).map(|p| p.info())
+    }
+
+    /// Restarts `component`'s process now (counted as a restart); `false`
+    /// if it has none.
+    pub fn restart(&self, component: &str) -> bool {
+        self.0.iter().find(|p| p.settings.component == component).map(|p| p.restart()).is_some()
     }
 }
 

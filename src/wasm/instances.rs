@@ -153,6 +153,15 @@ async fn contained<F: std::future::Future>(call: F) -> Result<F::Output, String>
     })
 }
 
+/// The `cause` label of an instance dropped after `trap`.
+fn recycle_cause(trap: &wasmtime::Error) -> &'static str {
+    match trap.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => "deadline",
+        Some(Trap::OutOfFuel) => "fuel",
+        _ => "trap",
+    }
+}
+
 fn to_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -451,6 +460,7 @@ impl<G: Guest> Configured<G> {
             Ok(outcome) => outcome,
             Err(panic) => {
                 *slot.slot = None;
+                crate::metrics::global().wasm_recycled(&self.name, "panic");
                 return Err(panicked(&self.name, operation, &panic));
             }
         };
@@ -459,12 +469,14 @@ impl<G: Guest> Configured<G> {
             Ok(Ok(Err(e))) => Err(wit_error(&self.name, e)),
             Ok(Err(trap)) => {
                 *slot.slot = None;
+                crate::metrics::global().wasm_recycled(&self.name, recycle_cause(&trap));
                 Err(trap_error(&self.name, Some(&self.settings), operation, trap))
             }
             Err(_) => {
                 // Stuck in a host call: the future is dropped, and so is the
                 // instance, which may be mid-way through anything.
                 *slot.slot = None;
+                crate::metrics::global().wasm_recycled(&self.name, "deadline");
                 Err(deadline_error(&self.name, self.settings.call_timeout))
             }
         }
@@ -482,6 +494,7 @@ fn panicked(name: &str, operation: &str, panic: &str) -> ComponentError {
 }
 
 fn deadline_error(name: &str, after: Duration) -> ComponentError {
+    crate::metrics::global().wasm_deadline(name);
     ComponentError::DeadlineExceeded { component: name.to_owned(), after }
 }
 
@@ -508,7 +521,10 @@ fn trap_error(name: &str, settings: Option<&WasmSettings>, operation: &str, erro
             return deadline_error(name, settings.map_or(Duration::ZERO, |s| s.call_timeout));
         }
         Some(Trap::StackOverflow) => "stack overflow".to_owned(),
-        Some(Trap::OutOfFuel) => "out of fuel".to_owned(),
+        Some(Trap::OutOfFuel) => {
+            crate::metrics::global().wasm_out_of_fuel(name);
+            "out of fuel".to_owned()
+        }
         Some(trap) => format!("trap: {trap}"),
         None => {
             let text = format!("{error:#}");

@@ -63,7 +63,7 @@ fn bad_configurations_exit_non_zero_with_file_line_and_reason() {
 fn components_list_shows_the_embedded_defaults() {
     let data = tempfile::tempdir().unwrap();
     let mut command = plughost();
-    command.args(["components", "list", "--data-dir"]).arg(data.path());
+    command.args(["components", "list", "--offline", "--data-dir"]).arg(data.path());
     let output = output_within(command, Duration::from_secs(60));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -85,7 +85,7 @@ fn components_list_shows_ignored_failures() {
     .unwrap();
     let mut command = plughost();
     command
-        .args(["components", "list", "--components"])
+        .args(["components", "list", "--offline", "--components"])
         .arg(&components)
         .arg("--data-dir")
         .arg(dir.path().join("data"));
@@ -190,7 +190,7 @@ fn components_list_shows_grpc_components() {
     std::fs::write(sockets.join("README"), "not a socket").unwrap();
     let mut command = plughost();
     command
-        .args(["components", "list", "--components"])
+        .args(["components", "list", "--offline", "--components"])
         .arg(&components)
         .arg("--sockets-dir")
         .arg(&sockets)

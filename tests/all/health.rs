@@ -164,7 +164,7 @@ async fn health_transitions_show_in_the_sidecar_api() {
 
 /// Parses Prometheus text exposition: `series value` per sample line,
 /// comments (`# HELP`, `# TYPE`, `# EOF`) checked for shape and skipped.
-fn prometheus_samples(text: &str) -> std::collections::HashMap<String, f64> {
+pub(crate) fn prometheus_samples(text: &str) -> std::collections::HashMap<String, f64> {
     let mut samples = std::collections::HashMap::new();
     for line in text.lines().filter(|l| !l.is_empty()) {
         if let Some(comment) = line.strip_prefix("# ") {

@@ -20,6 +20,9 @@
 //! * `python_template`: the Python project templates, rendered, smoke-tested, run both ways.
 //! * `redis`: `state.redis` / `pubsub.redis` data compatibility with daprd,
 //!   and three `plughost run` instances on one real redis-server.
+//! * `ops`: the admin API and `components` CLI against a running plughost,
+//!   per-operation and pub/sub metrics scraped, W3C trace context reaching
+//!   a gRPC component.
 //! * `trust`: sockets of other users, planted and tampered artifacts,
 //!   pathological `.wasm` files, pool capacity.
 
@@ -31,6 +34,7 @@ mod grpc;
 mod health;
 mod host;
 mod live;
+mod ops;
 mod python_sdk;
 mod python_template;
 mod redis;

@@ -233,7 +233,7 @@ async fn a_socket_folder_others_can_write_is_refused() {
 fn list(wasm_dir: &Path, components: &Path, data: &Path) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_plughost"))
         .env("RUST_LOG", "info")
-        .args(["components", "list", "--wasm-dir"])
+        .args(["components", "list", "--offline", "--wasm-dir"])
         .arg(wasm_dir)
         .arg("--components")
         .arg(components)

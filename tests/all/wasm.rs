@@ -206,7 +206,7 @@ fn plughost() -> Command {
 /// Runs `plughost components list` over a WASM dir and returns stderr.
 fn list(wasm_dir: &std::path::Path, components: &std::path::Path, data: &std::path::Path) -> (String, String) {
     let output = plughost()
-        .args(["components", "list", "--wasm-dir"])
+        .args(["components", "list", "--offline", "--wasm-dir"])
         .arg(wasm_dir)
         .arg("--components")
         .arg(components)

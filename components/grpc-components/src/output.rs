@@ -90,8 +90,9 @@ impl c::output_binding_server::OutputBinding for Output {
 
     async fn invoke(&self, request: Request<c::InvokeRequest>) -> Result<Response<c::InvokeResponse>, Status> {
         let root = self.instances.get(&request)?;
+        let trace = received_trace_context(&request);
         let mut r = request.into_inner();
-        let response = match r.operation.as_str() {
+        let mut response = match r.operation.as_str() {
             "create" => {
                 if r.metadata.get(FILE_NAME).is_none_or(|n| n.is_empty()) {
                     r.metadata.insert(FILE_NAME.to_owned(), unique_name());
@@ -133,8 +134,22 @@ impl c::output_binding_server::OutputBinding for Output {
                 )));
             }
         };
+        response.metadata.extend(trace);
         Ok(Response::new(response))
     }
+}
+
+/// The W3C trace context headers the call came with, echoed back in the
+/// response metadata as `received-traceparent` / `received-tracestate`, so
+/// a test can check what a host forwarded.
+fn received_trace_context<T>(request: &Request<T>) -> Vec<(String, String)> {
+    ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|name| {
+            let value = request.metadata().get(name)?.to_str().ok()?;
+            Some((format!("received-{name}"), value.to_owned()))
+        })
+        .collect()
 }
 
 /// `["a","b"]`, escaping what JSON requires.

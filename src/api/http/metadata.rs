@@ -52,7 +52,7 @@ pub(super) async fn get_metadata(State(sidecar): Shared) -> Json<Value> {
 }
 
 /// The last probe and the last error, with RFC 3339 times.
-fn health(c: &crate::api::sidecar::ComponentView) -> Value {
+pub(crate) fn health(c: &crate::api::sidecar::ComponentView) -> Value {
     let at = |t: std::time::SystemTime| {
         time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
     };
