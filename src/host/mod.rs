@@ -415,6 +415,16 @@ impl HostBuilder {
             wasm_files,
         };
         let reloader = Reloader::new(registry.clone(), config);
+        let reloading = Arc::downgrade(&reloader);
+        ops.set_reloader(Arc::new(move |name: String| {
+            let reloader = reloading.upgrade();
+            Box::pin(async move {
+                match reloader {
+                    Some(reloader) => reloader.reload_one(&name).await.map_err(|e| e.to_string()),
+                    None => Err("the host is shutting down".to_owned()),
+                }
+            })
+        }));
         let mut followers = Vec::new();
         if !watched.is_empty() && self.watch {
             followers.push(AbortOnDrop(tokio::spawn(reload::watch(reloader.clone(), watched))));

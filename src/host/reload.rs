@@ -140,6 +140,18 @@ impl Reloader {
         Ok(())
     }
 
+    /// Replaces component `name` by a fresh instance of the spec it runs with
+    /// (the admin API's reload).
+    pub(crate) async fn reload_one(&self, name: &str) -> Result<()> {
+        let mut config = self.config.lock().await;
+        let spec = config.applied.get(name).cloned().ok_or_else(|| Error::Create {
+            name: name.to_owned(),
+            origin: Origin::Code,
+            reason: anyhow::anyhow!("no such component"),
+        })?;
+        self.apply(&mut config, spec).await
+    }
+
     /// Replaces (or adds) one component by `spec`; the error says why the old
     /// one, if any, keeps serving.
     pub(crate) async fn replace(&self, spec: ComponentSpec) -> Result<()> {

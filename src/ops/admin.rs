@@ -8,7 +8,7 @@
 //! | `POST /v1.0-plughost/components/{name}/disable` | calls fail fast with `UNAVAILABLE` until enabled |
 //! | `POST /v1.0-plughost/components/{name}/enable` | calls go through again |
 //! | `POST /v1.0-plughost/components/{name}/restart` | restarts the component's supervised process |
-//! | `POST /v1.0-plughost/components/{name}/reload` | `501`: needs the live registry (not yet) |
+//! | `POST /v1.0-plughost/components/{name}/reload` | replaces the component by a fresh instance of its spec (the live registry's handover: no call fails); a failure leaves the old one serving and answers `500` |
 //!
 //! The same operations are [`Host`] methods, for embedders.
 
@@ -44,13 +44,10 @@ pub enum AdminError {
     /// The process was given up on (more failures than `maxRestarts`).
     #[error("the process of component `{0}` failed for good (maxRestarts exceeded); restart plughost to try again")]
     ProcessFailed(String),
-    /// Reloading needs replaceable component slots, which the host has not
-    /// got yet.
-    #[error(
-        "reloading component `{0}` is not supported yet: replacing a running instance needs the live registry \
-         (plughost issue 11); restart its process, or restart plughost"
-    )]
-    ReloadNotSupported(String),
+    /// The fresh instance could not be made or initialised; the old one
+    /// keeps serving.
+    #[error("reloading component `{0}` failed, the running instance keeps serving: {1}")]
+    ReloadFailed(String, String),
 }
 
 impl Ops {
@@ -82,11 +79,11 @@ impl Ops {
         Ok(())
     }
 
-    /// Re-initialises component `name` (not supported yet, see
-    /// [`AdminError::ReloadNotSupported`]).
-    pub fn reload(&self, name: &str) -> Result<(), AdminError> {
+    /// Replaces component `name` by a fresh instance of its spec.
+    pub async fn reload(&self, name: &str) -> Result<(), AdminError> {
         self.component(name).ok_or_else(|| AdminError::NotFound(name.to_owned()))?;
-        Err(AdminError::ReloadNotSupported(name.to_owned()))
+        let reload = self.reloader.get().ok_or_else(|| AdminError::NotFound(name.to_owned()))?.clone();
+        reload(name.to_owned()).await.map_err(|e| AdminError::ReloadFailed(name.to_owned(), e))
     }
 }
 
@@ -102,10 +99,10 @@ impl Host {
         self.ops().restart_process(name)
     }
 
-    /// Re-initialises component `name`: not supported yet (see
-    /// [`AdminError::ReloadNotSupported`]).
-    pub fn reload_component(&self, name: &str) -> Result<(), AdminError> {
-        self.ops().reload(name)
+    /// Replaces component `name` by a fresh instance of its spec: made and
+    /// initialised by a handover, with no failed call (see [`crate::live`]).
+    pub async fn reload_component(&self, name: &str) -> Result<(), AdminError> {
+        self.ops().reload(name).await
     }
 }
 
@@ -117,9 +114,7 @@ impl From<AdminError> for ApiError {
             AdminError::ProcessFailed(_) => {
                 (Code::FailedPrecondition, StatusCode::CONFLICT, "ERR_COMPONENT_PROCESS_FAILED")
             }
-            AdminError::ReloadNotSupported(_) => {
-                (Code::Unimplemented, StatusCode::NOT_IMPLEMENTED, "ERR_RELOAD_NOT_SUPPORTED")
-            }
+            AdminError::ReloadFailed(..) => (Code::Internal, StatusCode::INTERNAL_SERVER_ERROR, "ERR_RELOAD_FAILED"),
         };
         ApiError::new(code, http, error_code, error.to_string())
     }
@@ -193,7 +188,7 @@ async fn act(State(sidecar): Shared, Path((name, action)): Path<(String, String)
         "disable" => ops.set_enabled(&name, false)?,
         "enable" => ops.set_enabled(&name, true)?,
         "restart" => ops.restart_process(&name)?,
-        "reload" => ops.reload(&name)?,
+        "reload" => ops.reload(&name).await?,
         other => {
             return Err(ApiError::new(
                 Code::NotFound,

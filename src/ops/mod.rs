@@ -34,7 +34,13 @@ use crate::supervisor::Processes;
 pub struct Ops {
     components: RwLock<BTreeMap<String, Arc<ComponentOps>>>,
     processes: Processes,
+    /// Replaces one component by a fresh instance of its spec (the live
+    /// registry's handover), set by the host.
+    reloader: std::sync::OnceLock<Reload>,
 }
+
+/// What [`Ops`] calls to reload one component.
+pub type Reload = Arc<dyn Fn(String) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 impl std::fmt::Debug for Ops {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,19 +104,26 @@ impl ComponentOps {
 impl Ops {
     /// An empty table over the host's supervised processes.
     pub fn new(processes: Processes) -> Arc<Self> {
-        Arc::new(Self { components: RwLock::default(), processes })
+        Arc::new(Self { components: RwLock::default(), processes, reloader: std::sync::OnceLock::new() })
+    }
+
+    /// Sets how one component is reloaded (the host does, once).
+    pub fn set_reloader(&self, reload: Reload) {
+        let _ = self.reloader.set(reload);
     }
 
     /// Wraps `instance` of component `name` in the decorator (metrics, the
-    /// enable switch) and records the component; the host calls this once
-    /// per started component.
+    /// enable switch) and records the component; the host calls this for
+    /// every instance it starts, a replacement included (which keeps the
+    /// switch and counts one more generation).
     pub fn wrap(&self, name: &str, mode: Mode, instance: Instance) -> Instance {
+        let before = self.component(name);
         let component = Arc::new(ComponentOps {
             name: name.to_owned(),
             mode,
             source: RwLock::new(if mode == Mode::Embedded { "code".to_owned() } else { String::new() }),
-            enabled: AtomicBool::new(true),
-            generation: AtomicU64::new(1),
+            enabled: AtomicBool::new(before.as_ref().is_none_or(|b| b.enabled())),
+            generation: AtomicU64::new(before.as_ref().map_or(1, |b| b.generation() + 1)),
             operations: RwLock::default(),
         });
         self.components.write().expect("ops lock").insert(name.to_owned(), component.clone());

@@ -76,6 +76,12 @@ pub(crate) async fn run<T: Send + 'static>(mut call: GuestCall<T>) -> T {
     if let Poll::Ready(done) = first {
         return done;
     }
+    // The rest of the call keeps the caller's span (its trace context, the
+    // component's name) on the guest runtime's threads.
+    let call = tracing::instrument::WithSubscriber::with_current_subscriber(tracing::Instrument::instrument(
+        call,
+        tracing::Span::current(),
+    ));
     let moved = Aborting(guest_runtime().spawn(call));
     match moved.await {
         Ok(done) => done,

@@ -68,9 +68,9 @@ fn components_list_shows_the_embedded_defaults() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8(output.stdout).unwrap();
     let rows: Vec<Vec<&str>> = stdout.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows[0], ["NAME", "KIND", "TYPE", "MODE", "STATUS"]);
-    assert!(rows.contains(&vec!["statestore", "state", "state.sqlite", "builtin", "ready"]), "{stdout}");
-    assert!(rows.contains(&vec!["pubsub", "pubsub", "pubsub.in-memory", "builtin", "ready"]), "{stdout}");
+    assert_eq!(rows[0], ["NAME", "KIND", "TYPE", "MODE", "GEN", "SWAPPED", "STATUS"]);
+    assert!(rows.contains(&vec!["statestore", "state", "state.sqlite", "builtin", "1", "-", "ready"]), "{stdout}");
+    assert!(rows.contains(&vec!["pubsub", "pubsub", "pubsub.in-memory", "builtin", "1", "-", "ready"]), "{stdout}");
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn components_list_shows_grpc_components() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let rows: Vec<Vec<&str>> = stdout.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert!(rows.contains(&vec!["cache", "state", "state.kv", "grpc", "ready"]), "{stdout}");
+    assert!(rows.contains(&vec!["cache", "state", "state.kv", "grpc", "1", "-", "ready"]), "{stdout}");
     let skipped = format!("skipped {}: not a socket (a regular file)", sockets.join("README").display());
     assert!(stdout.lines().any(|l| l == skipped), "{stdout}");
 }

@@ -221,12 +221,16 @@ async fn operators_see_and_steer_every_component() {
     assert_eq!(http.get("/v1.0/state/kv/a").await.0, 200);
     assert_eq!(http.component("kv").await["enabled"], true);
 
-    // Reload is not there yet, and says so; errors name the component.
+    // Reload: a fresh instance by a handover (the in-memory store starts
+    // empty), one generation more; over HTTP and through the CLI.
+    let generation = http.component("kv").await["generation"].as_u64().unwrap();
     let (status, body) = http.post("/v1.0-plughost/components/kv/reload", "").await;
-    assert_eq!(status, 501, "{body}");
-    assert!(body.contains("ERR_RELOAD_NOT_SUPPORTED") && body.contains("`kv`"), "{body}");
-    let (ok, _, stderr) = plughost_cli(&sidecar, &["components", "reload", "kv"]);
-    assert!(!ok && stderr.contains("not supported yet"), "{stderr}");
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(http.component("kv").await["generation"].as_u64().unwrap(), generation + 1);
+    assert_eq!(http.get("/v1.0/state/kv/a").await.0, 204, "a fresh in-memory instance");
+    let (ok, stdout, stderr) = plughost_cli(&sidecar, &["components", "reload", "kv"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(http.component("kv").await["generation"].as_u64().unwrap(), generation + 2);
     let (status, body) = http.post("/v1.0-plughost/components/kv/restart", "").await;
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("no supervised process"), "{body}");
@@ -323,9 +327,10 @@ async fn operators_see_and_steer_every_component() {
         sample(&format!(r#"{metric}{{component="kv",kind="state",mode="builtin",operation="{operation}"}}"#))
     };
     assert_eq!(kv("plughost_component_calls_total", "set"), 3.0);
-    // get: HTTP, gRPC, both refused while disabled, HTTP after enabling.
-    assert_eq!(kv("plughost_component_calls_total", "get"), 5.0);
-    assert_eq!(kv("plughost_component_call_seconds_count", "get"), 5.0);
+    // get: HTTP, gRPC, both refused while disabled, HTTP after enabling,
+    // HTTP after the reload (the same series across instances).
+    assert_eq!(kv("plughost_component_calls_total", "get"), 6.0);
+    assert_eq!(kv("plughost_component_call_seconds_count", "get"), 6.0);
     assert_eq!(
         sample(
             r#"plughost_component_call_errors_total{component="kv",kind="state",mode="builtin",operation="get",outcome="unavailable"}"#

@@ -129,7 +129,7 @@ fn tls_checks_the_server_certificate() {
             command.env("SSL_CERT_FILE", ca);
         }
         let output = command
-            .args(["components", "list", "--components"])
+            .args(["components", "list", "--offline", "--components"])
             .arg(dir.path())
             .arg("--data-dir")
             .arg(dir.path().join("data"))
