@@ -10,6 +10,9 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
+
 use super::{Factory, FactoryContext, Instance, Kinds, Mode};
 use crate::kinds::ComponentKind;
 use crate::kinds::input_binding::{GrpcInputBinding, WasmInputBinding};
@@ -47,24 +50,46 @@ fn kinds(served: &Served, kinds: &[ComponentKind]) -> Kinds {
     out
 }
 
-/// The types a loaded `.wasm` file gives: `<type prefix>.<file stem>` for
-/// each prefix among its kinds. Input and output bindings share the
-/// `bindings.` prefix, so a component exporting both gives one type whose
-/// components serve both sides from one instance.
+/// A `.wasm` file being compiled: its outcome, shared by every component
+/// of its types (and by the host, which reports a failure).
+pub type Compiling = Shared<BoxFuture<'static, Result<Arc<LoadedComponent>, String>>>;
+
+/// The types a loaded `.wasm` file gives: see [`wasm_types_compiling`].
 pub fn wasm_types(loaded: &Arc<LoadedComponent>) -> Vec<(String, Factory)> {
+    let ready: BoxFuture<'static, Result<Arc<LoadedComponent>, String>> =
+        Box::pin(std::future::ready(Ok(loaded.clone())));
+    wasm_types_compiling(&loaded.path, &loaded.stem, &loaded.kinds, ready.shared())
+}
+
+/// The types a `.wasm` file gives while it still compiles:
+/// `<type prefix>.<stem>` for each prefix among `kinds` (read before
+/// compiling). A component of one of them waits for the compile when it is
+/// made. Input and output bindings share the `bindings.` prefix, so a
+/// component exporting both gives one type whose components serve both
+/// sides from one instance.
+pub fn wasm_types_compiling(
+    path: &std::path::Path,
+    stem: &str,
+    exported: &[ComponentKind],
+    compiling: Compiling,
+) -> Vec<(String, Factory)> {
     let mut types: Vec<(String, Factory)> = Vec::new();
-    for kind in &loaded.kinds {
-        let type_name = format!("{}.{}", kind.type_prefix(), loaded.stem);
+    for kind in exported {
+        let type_name = format!("{}.{stem}", kind.type_prefix());
         if types.iter().any(|(known, _)| *known == type_name) {
             continue;
         }
         let served: Vec<ComponentKind> =
-            loaded.kinds.iter().copied().filter(|k| k.type_prefix() == kind.type_prefix()).collect();
-        let loaded = loaded.clone();
-        let factory = Factory::new(Mode::Wasm, loaded.path.display().to_string(), move |ctx: FactoryContext| {
-            let component = WasmComponent::new(loaded.clone(), &ctx.name);
-            let kinds = kinds(&Served::Wasm(component.clone()), &served);
-            async move { Ok(Instance::new(component, kinds)) }
+            exported.iter().copied().filter(|k| k.type_prefix() == kind.type_prefix()).collect();
+        let compiling = compiling.clone();
+        let factory = Factory::new(Mode::Wasm, path.display().to_string(), move |ctx: FactoryContext| {
+            let (compiling, served) = (compiling.clone(), served.clone());
+            async move {
+                let loaded = compiling.await.map_err(anyhow::Error::msg)?;
+                let component = WasmComponent::new(loaded, &ctx.name);
+                let kinds = kinds(&Served::Wasm(component.clone()), &served);
+                Ok(Instance::new(component, kinds))
+            }
         });
         types.push((type_name, factory));
     }

@@ -354,15 +354,16 @@ impl HostBuilder {
     /// returns the running host. Fails on the first component that cannot
     /// start unless it has `ignoreErrors: true`.
     ///
-    /// The phases, in order: [`load_wasm_types`], [`collect_specs`],
-    /// [`claim_names`], [`start_processes`], [`scan_sockets`] and
-    /// [`wait_for_late_sockets`], [`start_order`], [`start_all`].
+    /// The phases, in order: [`load_wasm_types`] (compiles in the
+    /// background), [`collect_specs`], [`claim_names`], [`start_processes`],
+    /// [`scan_sockets`] and [`wait_for_late_sockets`], [`start_order`],
+    /// [`start_all`], [`finish_compiles`].
     pub async fn build(mut self) -> Result<Host> {
-        let mut wasm_files = HashMap::new();
-        let skipped_wasm = match &self.wasm_dir {
-            Some(dir) => load_wasm_types(&mut self.factories, &mut wasm_files, dir, &self.data_dir).await?,
-            None => Vec::new(),
+        let (mut skipped_wasm, compiling) = match &self.wasm_dir {
+            Some(dir) => load_wasm_types(&mut self.factories, dir, &self.data_dir).await?,
+            None => (Vec::new(), Vec::new()),
         };
+        let compiling_types: Vec<String> = compiling.iter().flat_map(|p| p.types.iter().cloned()).collect();
         let in_code = self.specs.clone();
         let (mut specs, resiliency) =
             collect_specs(self.embedded_defaults, self.components_dir.as_deref(), self.specs, self.resiliency)?;
@@ -382,7 +383,7 @@ impl HostBuilder {
             Some(sockets) => wait_for_late_sockets(&specs, sockets, &self.factories),
             None => HashMap::new(),
         };
-        start_order(&mut specs, &waits);
+        start_order(&mut specs, &waits, &compiling_types);
         let mut configured: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         configured.extend(instance_names.iter().copied());
         for (name, origin) in resiliency.unknown_targets(&configured) {
@@ -398,6 +399,7 @@ impl HostBuilder {
             return Err(error);
         }
         let registry = builder.build();
+        let wasm_files = finish_compiles(compiling, &mut skipped_wasm).await;
         let prober = AbortOnDrop(tokio::spawn(crate::health::run(registry.clone(), self.health)));
         let watched: Vec<PathBuf> = [&self.components_dir, &self.wasm_dir].into_iter().flatten().cloned().collect();
         let config = Config {
@@ -447,32 +449,91 @@ impl HostBuilder {
     }
 }
 
-/// Phase 1: compiles (or loads from the cache) every `.wasm` in `dir` and
-/// registers the types each gives; returns the files skipped, with why.
+/// A `.wasm` file compiling in the background: its types are registered.
+struct Pending {
+    path: PathBuf,
+    types: Vec<String>,
+    compiling: modes::Compiling,
+}
+
+/// Phase 1: registers the types of every `.wasm` in `dir` from the cheap
+/// checks before compiling (size, header, [`crate::wasm::prescan`]), and
+/// compiles them in the background, one at a time, so the other components
+/// start meanwhile; a component of a compiling type waits for its compile
+/// when it is made. Returns the files refused by the checks, with why, and
+/// the compiles under way.
 async fn load_wasm_types(
     factories: &mut Factories,
-    files: &mut HashMap<PathBuf, ([u8; 32], Vec<String>)>,
     dir: &Path,
     data_dir: &Path,
-) -> Result<Vec<(PathBuf, String)>> {
+) -> Result<(Vec<(PathBuf, String)>, Vec<Pending>)> {
+    use futures::FutureExt as _;
     let loader = crate::wasm::WasmLoader::new(Some(data_dir.join("wasm-cache"))).map_err(Error::Wasm)?;
-    let mut skipped = Vec::new();
-    for (path, loaded) in loader.load_dir(dir).await.map_err(Error::Wasm)? {
-        match loaded {
-            Ok(component) => {
-                let mut types = Vec::new();
-                for (type_name, factory) in modes::wasm_types(&component) {
-                    factories.insert(&type_name, factory);
-                    types.push(type_name);
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::Wasm(anyhow::anyhow!("cannot read WASM directory {}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    paths.sort();
+    // One compile at a time: compiling is the memory- and CPU-heavy part.
+    let one_at_a_time = Arc::new(tokio::sync::Semaphore::new(1));
+    let (mut skipped, mut pending) = (Vec::new(), Vec::new());
+    for path in paths {
+        let kinds = match loader.scan(&path).await {
+            Ok(kinds) => kinds,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "skipping WASM file: {e:#}");
+                skipped.push((path, format!("{e:#}")));
+                continue;
+            }
+        };
+        let (loader, file, permits) = (loader.clone(), path.clone(), one_at_a_time.clone());
+        let compile = tokio::spawn(async move {
+            let _turn = permits.acquire_owned().await;
+            let loaded = loader.load(&file).await;
+            match &loaded {
+                Ok(c) => {
+                    tracing::info!(path = %file.display(), kinds = ?c.kinds, source = ?c.source, "WASM component loaded")
                 }
+                Err(e) => tracing::warn!(path = %file.display(), "skipping WASM file: {e:#}"),
+            }
+            loaded.map_err(|e| format!("{e:#}"))
+        });
+        let compiling: futures::future::BoxFuture<'static, std::result::Result<_, String>> =
+            Box::pin(async move { compile.await.map_err(|e| format!("compiling stopped: {e}"))? });
+        let compiling = compiling.shared();
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let mut types = Vec::new();
+        for (type_name, factory) in modes::wasm_types_compiling(&path, &stem, &kinds, compiling.clone()) {
+            factories.insert(&type_name, factory);
+            types.push(type_name);
+        }
+        pending.push(Pending { path, types, compiling });
+    }
+    Ok((skipped, pending))
+}
+
+/// Phase 8: waits for the compiles still under way (components of their
+/// types waited already); a failed one is reported as skipped (a component
+/// of its types fails to start with the compile's error). Returns each
+/// loaded file's content hash and types, for reloads.
+async fn finish_compiles(
+    pending: Vec<Pending>,
+    skipped: &mut Vec<(PathBuf, String)>,
+) -> HashMap<PathBuf, ([u8; 32], Vec<String>)> {
+    let mut files = HashMap::new();
+    for Pending { path, types, compiling } in pending {
+        match compiling.await {
+            Ok(_) => {
                 if let Ok(hash) = reload::file_hash(&path) {
                     files.insert(path, (hash, types));
                 }
             }
-            Err(e) => skipped.push((path, format!("{e:#}"))),
+            Err(reason) => skipped.push((path, reason)),
         }
     }
-    Ok(skipped)
+    skipped.sort();
+    files
 }
 
 /// Phase 2: the component specs (embedded defaults, the components folder,
@@ -577,12 +638,12 @@ fn wait_for_late_sockets(
 
 /// Phase 6: the start order. By kind ([`ComponentKind::start_rank`]: secret
 /// stores first, as other components' `secretKeyRef`s read them); then the
-/// components whose types are known, so they do not wait behind a socket
-/// that has not appeared yet; those come last.
-fn start_order(specs: &mut [ComponentSpec], waits: &HashMap<String, AbortOnDrop<bool>>) {
+/// components whose types are ready, so they do not wait behind a `.wasm`
+/// still compiling or a socket that has not appeared yet; those come last.
+fn start_order(specs: &mut [ComponentSpec], waits: &HashMap<String, AbortOnDrop<bool>>, compiling: &[String]) {
     specs.sort_by_key(|spec| {
         let rank = ComponentKind::of_type(&spec.type_name).iter().map(|k| k.start_rank()).min().unwrap_or(u8::MAX);
-        (rank, waits.contains_key(&spec.name))
+        (rank, compiling.contains(&spec.type_name), waits.contains_key(&spec.name))
     });
 }
 

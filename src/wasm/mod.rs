@@ -127,6 +127,17 @@ impl WasmLoader {
         Ok(Self { runtime: runtime()?, cache_dir })
     }
 
+    /// The kinds `path` exports, read by the cheap checks before compiling
+    /// (size cap, header, [`prescan`]): enough to register its types while
+    /// it compiles.
+    pub async fn scan(&self, path: &Path) -> anyhow::Result<Vec<ComponentKind>> {
+        let size = tokio::fs::metadata(path).await.map_err(|e| anyhow::anyhow!("cannot read: {e}"))?.len();
+        check_size(size)?;
+        let bytes = tokio::fs::read(path).await.map_err(|e| anyhow::anyhow!("cannot read: {e}"))?;
+        check_header(&bytes)?;
+        Ok(prescan::scan(&bytes)?.kinds)
+    }
+
     /// Loads one file, or says exactly why it cannot be used: the size cap
     /// and a [`prescan`] first (imports, exports, function count: before
     /// any compile time is spent), then compilation within

@@ -432,3 +432,44 @@ async fn a_wasm_subscription_survives_its_instance_being_replaced() {
     .expect("a message arrives on the renewed subscription");
     assert!(received.starts_with(b"after "), "{}", String::from_utf8_lossy(&received));
 }
+
+/// Compiling an untrusted `.wasm` is off the start-up path of the other
+/// components: a built-in configured with a component whose 18 MB Python
+/// `.wasm` has never been compiled (a fresh cache) is ready before that
+/// compile ends, and the Python component waits for its compile and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_components_start_while_a_wasm_file_compiles() {
+    let logs = captured_logs();
+    // A custom section of its own makes the content new to this process's
+    // compile cache, so it really compiles.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(wasm::python_state()).unwrap();
+    let name = format!("plughost-test-{}-{:?}", std::process::id(), std::time::SystemTime::now());
+    let mut section = vec![u8::try_from(name.len()).unwrap()];
+    section.extend_from_slice(name.as_bytes());
+    bytes.push(0); // custom section
+    bytes.push(u8::try_from(section.len()).unwrap());
+    bytes.extend_from_slice(&section);
+    std::fs::write(dir.path().join("slow-compile.wasm"), bytes).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let host = plughost::Host::builder()
+        .data_dir(data.path())
+        .wasm_dir(dir.path())
+        .component(plughost::config::ComponentSpec::new("python-slow", "state.slow-compile"))
+        .component(plughost::config::ComponentSpec::new("quick-neighbour", "state.in-memory"))
+        .build()
+        .await
+        .unwrap();
+    host.state("python-slow").unwrap().set(SetRequest::new("k", "v")).await.unwrap();
+    host.state("quick-neighbour").unwrap().set(SetRequest::new("k", "v")).await.unwrap();
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let at = |needle: &dyn Fn(&str) -> bool, what: &str| {
+        text.lines().position(|l| needle(l)).unwrap_or_else(|| panic!("no log line for {what}:\n{text}"))
+    };
+    let neighbour_ready = at(&|l| l.contains("component ready") && l.contains("quick-neighbour"), "the neighbour");
+    let compiled = at(&|l| l.contains("compiled component") && l.contains("slow-compile.wasm"), "the compile");
+    let python_ready = at(&|l| l.contains("component ready") && l.contains("python-slow"), "the Python component");
+    assert!(neighbour_ready < compiled, "the built-in started while the .wasm compiled:\n{text}");
+    assert!(compiled < python_ready, "the Python component waited for its compile");
+    host.shutdown().await;
+}
