@@ -464,7 +464,7 @@ async fn other_components_start_while_a_wasm_file_compiles() {
     host.state("quick-neighbour").unwrap().set(SetRequest::new("k", "v")).await.unwrap();
     let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     let at = |needle: &dyn Fn(&str) -> bool, what: &str| {
-        text.lines().position(|l| needle(l)).unwrap_or_else(|| panic!("no log line for {what}:\n{text}"))
+        text.lines().position(needle).unwrap_or_else(|| panic!("no log line for {what}:\n{text}"))
     };
     let neighbour_ready = at(&|l| l.contains("component ready") && l.contains("quick-neighbour"), "the neighbour");
     let compiled = at(&|l| l.contains("compiled component") && l.contains("slow-compile.wasm"), "the compile");
