@@ -469,12 +469,7 @@ async fn load_wasm_types(
 ) -> Result<(Vec<(PathBuf, String)>, Vec<Pending>)> {
     use futures::FutureExt as _;
     let loader = crate::wasm::WasmLoader::new(Some(data_dir.join("wasm-cache"))).map_err(Error::Wasm)?;
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::Wasm(anyhow::anyhow!("cannot read WASM directory {}: {e}", dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    paths.sort();
+    let paths = crate::wasm::wasm_files(dir).map_err(Error::Wasm)?;
     // One compile at a time: compiling is the memory- and CPU-heavy part.
     let one_at_a_time = Arc::new(tokio::sync::Semaphore::new(1));
     let (mut skipped, mut pending) = (Vec::new(), Vec::new());

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::start::{self, Prepared, Started, Types};
 use crate::component::{Factories, Instance, Mode, modes};
-use crate::config::{self, ComponentSpec, Origin};
+use crate::config::{ComponentSpec, Origin};
 use crate::error::{Error, Result};
 use crate::pluggable::{GrpcOptions, SocketDirectory};
 use crate::registry::Registry;
@@ -86,41 +86,25 @@ impl Reloader {
     pub(crate) async fn reload_all(&self) -> Result<()> {
         let mut config = self.config.lock().await;
         let rebuilt = self.reload_wasm(&mut config).await;
-        let mut specs = Vec::new();
-        if config.embedded_defaults {
-            for (name, type_name) in [("statestore", "state.sqlite"), ("pubsub", "pubsub.in-memory")] {
-                specs.push(ComponentSpec { origin: Origin::Default, ..ComponentSpec::new(name, type_name) });
+        // The same reading, checks and order as at start-up.
+        let read = super::collect_specs(
+            config.embedded_defaults,
+            config.components_dir.as_deref(),
+            config.in_code.clone(),
+            Resiliency::default(),
+        );
+        let checked = match read {
+            Ok((specs, _)) => super::claim_names(&specs, &[]).map(|_| specs),
+            Err(error) => Err(error),
+        };
+        let mut specs = match checked {
+            Ok(specs) => specs,
+            Err(error) => {
+                tracing::error!("reload refused, nothing changed: {error}");
+                return Err(error);
             }
-        }
-        if let Some(dir) = &config.components_dir {
-            match config::load_config(dir) {
-                Ok(loaded) => specs.extend(loaded.components),
-                Err(errors) => {
-                    let error = Error::from(errors);
-                    tracing::error!("reload refused, nothing changed: {error}");
-                    return Err(error);
-                }
-            }
-        }
-        specs.extend(config.in_code.iter().cloned());
-        let mut seen = std::collections::HashSet::new();
-        if let Some(duplicate) = specs.iter().find(|s| !seen.insert(s.name.clone())) {
-            let error = Error::Create {
-                name: duplicate.name.clone(),
-                origin: duplicate.origin.clone(),
-                reason: anyhow::anyhow!("duplicate component name; reload refused, nothing changed"),
-            };
-            tracing::error!("{error}");
-            return Err(error);
-        }
-        // Secret stores first, as at start-up.
-        specs.sort_by_key(|spec| {
-            crate::kinds::ComponentKind::of_type(&spec.type_name)
-                .iter()
-                .map(|k| k.start_rank())
-                .min()
-                .unwrap_or(u8::MAX)
-        });
+        };
+        super::start_order(&mut specs, &HashMap::new(), &[]);
         let removed: Vec<String> =
             config.applied.keys().filter(|name| !specs.iter().any(|s| &s.name == *name)).cloned().collect();
         for name in removed {
@@ -165,17 +149,13 @@ impl Reloader {
     /// changed (their components are rebuilt).
     async fn reload_wasm(&self, config: &mut Config) -> Vec<String> {
         let Some(dir) = config.wasm_dir.clone() else { return Vec::new() };
-        let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-                .collect(),
+        let paths = match crate::wasm::wasm_files(&dir) {
+            Ok(paths) => paths,
             Err(e) => {
-                tracing::warn!("cannot read WASM directory {}: {e}", dir.display());
+                tracing::warn!("{e:#}");
                 return Vec::new();
             }
         };
-        paths.sort();
         for gone in config.wasm_files.keys().filter(|p| !paths.contains(p)) {
             tracing::warn!(path = %gone.display(), "WASM file removed; its running components keep running");
         }

@@ -43,8 +43,13 @@ impl Live {
     }
 
     fn missing(&self, kind: ComponentKind) -> ComponentError {
-        ComponentError::NotFound(format!("component `{}` no longer serves {kind}", self.slot.name()))
+        missing(self.slot.name(), kind)
     }
+}
+
+/// The error of a call to a kind the component no longer serves.
+fn missing(name: &str, kind: ComponentKind) -> ComponentError {
+    ComponentError::NotFound(format!("component `{name}` no longer serves {kind}"))
 }
 
 /// The `kind` side of `instance`, or the error saying it has none any more.
@@ -193,8 +198,7 @@ impl PubSub for Live {
         follow(&self.slot, move |instance| {
             let (topic, metadata, name) = (topic.clone(), metadata.clone(), name.clone());
             Box::pin(async move {
-                let missing = || ComponentError::NotFound(format!("component `{name}` no longer serves pubsub"));
-                let pubsub = instance.kinds.pubsub.clone().ok_or_else(missing)?;
+                let pubsub = instance.kinds.pubsub.clone().ok_or_else(|| missing(&name, ComponentKind::PubSub))?;
                 pubsub.subscribe(&topic, metadata).await
             })
         })
@@ -209,8 +213,8 @@ impl InputBinding for Live {
         follow(&self.slot, move |instance| {
             let name = name.clone();
             Box::pin(async move {
-                let missing = || ComponentError::NotFound(format!("component `{name}` no longer serves input-binding"));
-                let binding = instance.kinds.input_binding.clone().ok_or_else(missing)?;
+                let binding =
+                    instance.kinds.input_binding.clone().ok_or_else(|| missing(&name, ComponentKind::InputBinding))?;
                 binding.read().await
             })
         })

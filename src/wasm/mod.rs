@@ -172,28 +172,17 @@ impl WasmLoader {
         let (fuel_pre, cache_dir) = (tokio::sync::OnceCell::new(), self.cache_dir.clone());
         Ok(Arc::new(LoadedComponent { path: path.to_owned(), stem, kinds, source, shape, pre, fuel_pre, cache_dir }))
     }
+}
 
-    /// Loads every `*.wasm` file in `dir` (sorted by name), each on its own.
-    pub async fn load_dir(&self, dir: &Path) -> anyhow::Result<Vec<(PathBuf, anyhow::Result<Arc<LoadedComponent>>)>> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| anyhow::anyhow!("cannot read WASM directory {}: {e}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-            .collect();
-        paths.sort();
-        let mut loaded = Vec::with_capacity(paths.len());
-        for path in paths {
-            let result = self.load(&path).await;
-            match &result {
-                Ok(c) => {
-                    tracing::info!(path = %path.display(), kinds = ?c.kinds, source = ?c.source, "WASM component loaded")
-                }
-                Err(e) => tracing::warn!(path = %path.display(), "skipping WASM file: {e:#}"),
-            }
-            loaded.push((path, result));
-        }
-        Ok(loaded)
-    }
+/// The `*.wasm` files in `dir`, sorted by name.
+pub fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("cannot read WASM directory {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    paths.sort();
+    Ok(paths)
 }
 
 /// Refuses a file over [`MAX_COMPONENT_BYTES`] (before reading it).
